@@ -1,0 +1,12 @@
+"""sknn_scratch: a multi-layer perceptron from scratch, as scikit-learn estimators."""
+
+from . import activations, initializers
+from ._base import ZeroInitializationWarning
+from .estimators import MLPScratchClassifier, MLPScratchRegressor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLPScratchClassifier", "MLPScratchRegressor", "ZeroInitializationWarning",
+    "activations", "initializers",
+]

@@ -1,0 +1,492 @@
+"""The estimator machinery shared by the classifier and the regressor.
+
+Data flows one way: validated arrays -> :class:`~sknn_scratch.network.Network` ->
+optimizer -> fitted attributes. ``coefs_`` / ``intercepts_`` are views into the flat
+parameter vector the optimizers update; assigning new arrays to them (to load
+weights) is picked up by the next ``predict``, ``partial_fit`` or warm-started ``fit``.
+"""
+
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import activations as _act
+from . import initializers as _init
+from .network import Network
+from .solvers import SGD, Adam, lbfgs
+
+
+class ZeroInitializationWarning(UserWarning):
+    """All units of a layer start identical and, by symmetry, stay identical."""
+
+
+_NONFINITE_MSG = (
+    "Solver produced non-finite parameter weights. The input data may contain large "
+    "values and need to be preprocessed."
+)
+
+
+def _builtin(obj):
+    return type(obj).__module__ in (_act.__name__, _init.__name__)
+
+
+class BaseMLPScratch(BaseEstimator):
+    """Shared parameters, validation, training loop and prediction."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": "no_validation",  # strings, Activation objects or lists of them
+        "output_activation": "no_validation",
+        "init": "no_validation",
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"),
+                             Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    # ------------------------------------------------------------------ fit entry points
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data ``X`` and targets ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, multiplied with the class weights.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def _check_partial_fit(self):
+        self._validate_params()
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError(f"partial_fit is only available for stochastic "
+                                 f"optimizers. {self.solver!r} is not stochastic.")
+        if self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+
+    def _fit(self, X, y, sample_weight, incremental, classes=None):
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start
+                                                     and not incremental)
+        X, Y, sw, y_orig = self._validate_training_data(X, y, sample_weight,
+                                                       incremental, first_pass, classes)
+        if first_pass:
+            config = self._resolve_configuration(X, Y, sw)
+        else:
+            config = None
+            self._check_continuation(X, Y)
+        self._check_targets(Y, self._network.activations[-1] if config is None
+                            else config[0].activations[-1])
+        # nothing above touched the model: a bad batch leaves it exactly as it was
+        if config is not None:
+            self._initialize(*config, X, Y, sw)
+        else:
+            self._sync_params()
+        self._random_state = check_random_state(self.random_state)
+        try:
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(X, Y, sw)
+            else:
+                self._fit_stochastic(X, Y, sw, y_orig, incremental)
+        finally:
+            self._network._work = None  # batch buffers: not worth keeping or pickling
+        return self
+
+    # ---------------------------------------------------------------- configuration
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if not hasattr(sizes, "__iter__") else list(sizes)
+        if any(not isinstance(s, Integral) or s <= 0 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {sizes}.")
+        return [int(s) for s in sizes]
+
+    def _resolve_hidden_activations(self, n_hidden):
+        spec = self.activation
+        specs = list(spec) if isinstance(spec, (list, tuple)) else [spec] * n_hidden
+        if len(specs) != n_hidden:
+            raise ValueError(
+                f"activation has {len(specs)} entries but hidden_layer_sizes has "
+                f"{n_hidden} layers: give one activation per hidden layer."
+            )
+        resolved = [clone(_resolve("activation", _act.get, s), safe=False)
+                    for s in specs]
+        for act in resolved:
+            if act.output_only:
+                raise ValueError(f"activation={act!r} can only be an output activation.")
+            if not _builtin(act):
+                _check_custom_derivative(act)
+        return resolved
+
+    def _resolve_inits(self, activations):
+        n_layers = len(activations)
+        spec = self.init
+        if isinstance(spec, (list, tuple)):
+            if len(spec) != n_layers:
+                raise ValueError(
+                    f"init has {len(spec)} entries but the network has {n_layers} "
+                    f"layers (hidden layers and output): give one per layer."
+                )
+            return [_resolve("init", _init.get, s) for s in spec]
+        if spec == "auto":
+            return [_init.HeUniform() if act.relu_family else _init.GlorotUniform()
+                    for act in activations[:-1]] + [_init.GlorotUniform()]
+        return [_resolve("init", _init.get, spec)] * n_layers
+
+    def _resolve_configuration(self, X, Y, sw):
+        """Network and initializers of a first fit (nothing stored on self yet)."""
+        sizes = self._hidden_sizes()
+        hidden = self._resolve_hidden_activations(len(sizes))
+        out_act, loss = self._output_activation_and_loss(Y)
+        units = [X.shape[1], *sizes, Y.shape[1]]
+        network = Network(units, hidden + [out_act], loss, X.dtype)
+        inits = self._resolve_inits(network.activations)
+        return network, inits
+
+    def _initialize(self, network, inits, X, Y, sw):
+        """Draw the initial weights and reset every fitted attribute of training."""
+        rng = check_random_state(self.random_state)
+        if any(isinstance(i, _init.Zeros) for i in inits[:-1]) and len(inits) > 1:
+            warnings.warn(
+                "init='zeros': every unit of a hidden layer starts with the same weights, "
+                "receives the same gradient and so stays identical to the others; the "
+                "layer behaves like a single unit. Use a random initializer such as "
+                "'glorot_uniform' or 'he_uniform' to break the symmetry.",
+                ZeroInitializationWarning,
+            )
+        units = network.layer_units
+        coefs = [np.asarray(init(fi, fo, rng)) for init, fi, fo
+                 in zip(inits, units[:-1], units[1:])]
+        intercepts = [np.zeros(fo) for fo in units[1:]]
+        intercepts[-1][:] = _output_bias(network.activations[-1], Y, sw)
+        slopes = [np.full(fo, act.negative_slope) if act.learnable else None
+                  for act, fo in zip(network.activations[:-1], units[1:-1])]
+        self._network = network
+        self._params = network.pack(coefs, intercepts, slopes)
+        self._set_views()
+        self.n_layers_ = len(units)
+        self.n_outputs_ = units[-1]
+        self.out_activation_ = ("logistic" if network.activations[-1].name == "sigmoid"
+                                else network.activations[-1].name)
+        self.activations_ = network.activations[:-1]
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        self.validation_scores_ = [] if self.early_stopping else None
+        self.validation_loss_curve_ = [] if self.early_stopping else None
+        self.best_validation_score_ = -np.inf if self.early_stopping else None
+        self.best_loss_ = None if self.early_stopping else np.inf
+        self._optimizer = None
+
+    def _set_views(self):
+        self.coefs_, self.intercepts_, slopes = self._network.unpack(self._params)
+        self._slopes = slopes
+        self._views = (list(self.coefs_), list(self.intercepts_))
+
+    def _sync_params(self):
+        """Copy weights the user assigned to ``coefs_`` / ``intercepts_`` into training."""
+        views = getattr(self, "_views", None)
+        if (getattr(self, "_params", None) is not None and views is not None
+                and _same_arrays(views[0], self.coefs_)
+                and _same_arrays(views[1], self.intercepts_)):
+            return
+        self._check_weight_shapes()
+        self._params = self._network.pack(self.coefs_, self.intercepts_,
+                                          getattr(self, "_slopes", None))
+        self._set_views()
+
+    def _check_weight_shapes(self):
+        net = self._network
+        units = net.layer_units
+        expected = [(i, o) for i, o in zip(units[:-1], units[1:])]
+        got = [np.shape(c) for c in self.coefs_]
+        got_b = [np.shape(b) for b in self.intercepts_]
+        if got != expected or got_b != [(o,) for o in units[1:]]:
+            raise ValueError(
+                f"coefs_ / intercepts_ have shapes {got} / {got_b}, but this model "
+                f"expects {expected} / {[(o,) for o in units[1:]]}."
+            )
+
+    # ------------------------------------------------------------------- training
+    def _make_optimizer(self):
+        net = self._network
+        if self.solver == "sgd":
+            return SGD(net.n_params, net.dtype, self.learning_rate_init,
+                       self.learning_rate, self.momentum, self.nesterovs_momentum,
+                       self.power_t)
+        return Adam(net.n_params, net.dtype, self.learning_rate_init, self.beta_1,
+                    self.beta_2, self.epsilon)
+
+    def _fit_stochastic(self, X, Y, sw, y_orig, incremental):
+        if not incremental or self._optimizer is None:
+            self._optimizer = self._make_optimizer()
+        if self.early_stopping:
+            X, Y, sw, val = self._validation_split(X, Y, sw, y_orig)
+        else:
+            val = None
+        n = X.shape[0]
+        batch_size = min(200, n) if self.batch_size == "auto" else self.batch_size
+        if batch_size > n:
+            warnings.warn("Got `batch_size` larger than the sample size. "
+                          "It is going to be clipped.")
+            batch_size = n
+        self._best_params = self._params.copy()
+        self._last_finite = self._params.copy()
+        self.n_iter_ = 0
+        for _ in range(self.max_iter):
+            self.loss_ = self._run_epoch(X, Y, sw, batch_size)
+            self.n_iter_ += 1
+            self.t_ += n
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            if self._diverged(val):
+                break
+            if self._no_improvement(val):
+                break
+            if incremental:
+                break
+        else:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                "and the optimization hasn't converged yet.", ConvergenceWarning)
+        if self.early_stopping:
+            self._params[...] = self._best_params
+        del self._best_params, self._last_finite
+
+    def _run_epoch(self, X, Y, sw, batch_size):
+        """One pass over the data in mini-batches; returns the mean batch objective."""
+        n = X.shape[0]
+        net, opt, params = self._network, self._optimizer, self._params
+        grad = np.empty_like(params)
+        order = (self._random_state.permutation(n) if self.shuffle and batch_size < n
+                 else None)
+        gather = _BatchGatherer(X, Y, sw, batch_size)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            Xb, Yb, swb = gather(order, start, stop)
+            total += net.loss_grad(params, Xb, Yb, swb, self.alpha, grad) * (stop - start)
+            opt.step(params, grad)
+        return total / n
+
+    def _diverged(self, val):
+        """Stop on a non-finite loss or weights; keep the last finite weights."""
+        finite = math.isfinite(self.loss_) and np.isfinite(self._params).all()
+        if finite:
+            self._last_finite[...] = self._params
+            return False
+        if val is not None:  # record the epoch, as promised
+            self.validation_scores_.append(-np.inf)
+            self.validation_loss_curve_.append(np.inf)
+        self._params[...] = self._last_finite
+        self._optimizer = None  # its moments hold the non-finite values
+        if not any(math.isfinite(loss) for loss in self.loss_curve_[:-1]):
+            raise ValueError(_NONFINITE_MSG)
+        warnings.warn(
+            f"Training diverged at epoch {self.n_iter_}: the loss became "
+            f"{self.loss_}. The learning rate (learning_rate_init="
+            f"{self.learning_rate_init}) is likely too high, or the input is not "
+            "scaled (try StandardScaler). The last weights with a finite loss were "
+            "kept.", ConvergenceWarning)
+        return True
+
+    def _no_improvement(self, val):
+        """scikit-learn's stopping rule; True when training should stop."""
+        if val is not None:
+            self._record_validation(*val)
+            score = self.validation_scores_[-1]
+            improved = score >= self.best_validation_score_ + self.tol
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params[...] = self._params
+        else:
+            improved = self.loss_curve_[-1] <= self.best_loss_ - self.tol
+            self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
+        self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+        self._optimizer.iteration_ends(self.t_)
+        if self._no_improvement_count <= self.n_iter_no_change:
+            return False
+        what = "Validation score" if val is not None else "Training loss"
+        msg = (f"{what} did not improve more than tol={self.tol:f} for "
+               f"{self.n_iter_no_change} consecutive epochs.")
+        if self._optimizer.trigger_stopping(msg, self.verbose):
+            return True
+        self._no_improvement_count = 0
+        return False
+
+    def _record_validation(self, X_val, Y_val, sw_val, y_val):
+        out = self._network.predict(X_val, self.coefs_, self.intercepts_, self._slopes)
+        data = self._network.loss.value(Y_val, out, sw_val)
+        self.validation_loss_curve_.append(
+            data / (X_val.shape[0] if sw_val is None else float(sw_val.sum())))
+        self.validation_scores_.append(
+            self._score_output(out, y_val, sw_val))
+
+    def _validation_split(self, X, Y, sw, y_orig):
+        n = X.shape[0]
+        stratify = self._stratify_labels(y_orig)
+        n_groups = 0 if stratify is None else len(np.unique(stratify))
+        n_val = max(2, n_groups, math.ceil(self.validation_fraction * n))
+        arrays = [X, Y, y_orig] + ([] if sw is None else [sw])
+        try:
+            if n - n_val < max(1, n_groups):
+                raise ValueError("not enough rows left for training")
+            parts = train_test_split(*arrays, test_size=n_val, stratify=stratify,
+                                     random_state=self._random_state)
+        except ValueError as exc:
+            raise ValueError(
+                f"early_stopping=True needs a validation split of at least {n_val} "
+                f"rows (max(2, number of classes, ceil(validation_fraction * "
+                f"n_samples))) and enough rows left to train, but n_samples={n} "
+                f"({exc}). Use more data, or early_stopping=False."
+            ) from exc
+        train, test = parts[0::2], parts[1::2]
+        sw_train, sw_val = (train[3], test[3]) if sw is not None else (None, None)
+        return train[0], train[1], sw_train, (test[0], test[1], sw_val, test[2])
+
+    def _fit_lbfgs(self, X, Y, sw):
+        net, params = self._network, self._params
+        grad = np.empty_like(params)
+
+        def fun(x):
+            params[...] = x
+            loss = net.loss_grad(params, X, Y, sw, self.alpha, grad)
+            return loss, grad.astype(np.float64)
+
+        def on_iteration(x, loss):
+            self.loss_curve_.append(float(loss))
+            if self.verbose:
+                print(f"Iteration {len(self.loss_curve_)}, loss = {loss:.8f}")
+
+        result = lbfgs(fun, params.astype(np.float64), self.max_iter, self.max_fun,
+                       self.tol, on_iteration)
+        if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
+            raise ValueError(_NONFINITE_MSG)
+        params[...] = result.x
+        self.n_iter_ = min(int(result.nit), self.max_iter)
+        self.t_ += X.shape[0] * self.n_iter_
+        self.loss_ = float(result.fun)
+        self.best_loss_ = min([self.loss_, *self.loss_curve_])
+        if result.status != 0:
+            warnings.warn(
+                f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
+                f"(status={result.status}): {result.message}. Increase max_iter or "
+                "max_fun, or scale the data.", ConvergenceWarning)
+
+    # ------------------------------------------------------------------ prediction
+    def _forward(self, X):
+        """Validated ``X`` through the network with the current coefs_ / intercepts_."""
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
+                          dtype=(np.float64, np.float32))
+        self._check_weight_shapes()
+        dtype = self._network.dtype
+        if X.dtype != dtype:
+            X = X.astype(dtype)
+        coefs = [np.asarray(c, dtype) for c in self.coefs_]
+        intercepts = [np.asarray(b, dtype) for b in self.intercepts_]
+        return self._network.predict(X, coefs, intercepts, self._slopes)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_params", None)  # coefs_ / intercepts_ hold the values already
+        state.pop("_views", None)
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+class _BatchGatherer:
+    """Mini-batches as contiguous arrays, gathered into buffers reused across batches."""
+
+    def __init__(self, X, Y, sw, batch_size):
+        self.X, self.Y, self.sw = X, Y, sw
+        self._dense = not sp.issparse(X)
+        self._xbuf = (np.empty((batch_size, X.shape[1]), X.dtype) if self._dense
+                      else None)
+        self._ybuf = np.empty((batch_size, Y.shape[1]), Y.dtype)
+
+    def __call__(self, order, start, stop):
+        if order is None:
+            sw = None if self.sw is None else self.sw[start:stop]
+            return self.X[start:stop], self.Y[start:stop], sw
+        idx = order[start:stop]
+        m = stop - start
+        if self._dense:
+            Xb = np.take(self.X, idx, axis=0, out=self._xbuf[:m])
+        else:
+            Xb = self.X[idx]
+        Yb = np.take(self.Y, idx, axis=0, out=self._ybuf[:m])
+        return Xb, Yb, (None if self.sw is None else self.sw[idx])
+
+
+def _resolve(param, getter, spec):
+    try:
+        return getter(spec)
+    except ValueError as exc:
+        raise ValueError(f"Invalid {param}={spec!r}: {exc}") from None
+
+
+def _check_custom_derivative(act, tol=1e-4):
+    err = _act.check_derivative(act)
+    if not err <= tol:
+        raise ValueError(
+            f"The derivative of {act!r} disagrees with central finite differences of "
+            f"its forward (worst relative error {err:.3g} > {tol:g}). Check that "
+            f"derivative(z) returns dg/dz elementwise."
+        )
+
+
+def _same_arrays(a, b):
+    return (isinstance(b, list) and len(a) == len(b)
+            and all(x is y for x, y in zip(a, b)))
+
+
+def _output_bias(activation, Y, sw):
+    """Inverse link of the (weighted) target mean: the best constant model."""
+    mean = np.average(Y, axis=0, weights=sw).astype(np.float64)
+    name = activation.name
+    if name in ("sigmoid", "softmax"):
+        p = np.clip(mean, 1e-7, 1 - 1e-7)
+        return np.log(p) - np.log1p(-p) if name == "sigmoid" else np.log(p)
+    if name == "exp":
+        return np.log(np.maximum(mean, 1e-7))
+    if name in ("identity", "relu"):
+        return mean
+    return 0.0

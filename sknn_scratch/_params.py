@@ -1,0 +1,100 @@
+"""Parameter handling shared by activations and initializers.
+
+Both are small configurable objects that users put in grid searches, so they behave
+like scikit-learn estimators as far as parameters go: constructor keywords stored
+under the same name, ``get_params``/``set_params``, a repr built from the parameters,
+equality by class and parameters, and cloning through ``sklearn.base.clone``.
+"""
+
+import inspect
+import re
+
+
+class ParamsMixin:
+    """Parameters, repr, equality and cloning from the ``__init__`` signature."""
+
+    @classmethod
+    def _get_param_names(cls):
+        init = cls.__init__
+        if init is object.__init__:
+            return []
+        params = inspect.signature(init).parameters.values()
+        names = [p.name for p in params if p.name != "self"]
+        for p in params:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                raise TypeError(
+                    f"{cls.__name__}.__init__ must take explicit keyword parameters, "
+                    f"not *args or **kwargs."
+                )
+        return sorted(names)
+
+    def get_params(self, deep=True):
+        """Return the constructor parameters as a dict."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        """Set constructor parameters; unknown names raise ``ValueError``."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for {type(self).__name__}. "
+                    f"Valid parameters are: {valid}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_params() == other.get_params()
+
+    def __hash__(self):
+        try:
+            return hash((type(self), tuple(self.get_params().items())))
+        except TypeError:  # an unhashable parameter value
+            return hash(type(self))
+
+
+def snake_case(name):
+    """``LeakyReLU`` -> ``leaky_relu``, ``GELU`` -> ``gelu``, ``HeNormal`` -> ``he_normal``."""
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+class Registry:
+    """Map names, aliases and classes of one kind of object to instances."""
+
+    def __init__(self, kind, base):
+        self.kind = kind
+        self.base = base
+        self._classes = {}
+
+    def register(self, *aliases, name=None):
+        """Class decorator: register under ``name`` (default: snake_case) and aliases."""
+
+        def decorate(cls):
+            cls.name = name or snake_case(cls.__name__)
+            for key in (cls.name, *aliases):
+                self._classes[key] = cls
+            return cls
+
+        return decorate
+
+    def names(self):
+        return sorted(self._classes)
+
+    def get(self, spec):
+        """An instance from a name, a class or an instance (returned as is)."""
+        if isinstance(spec, self.base):
+            return spec
+        if isinstance(spec, type) and issubclass(spec, self.base):
+            return spec()
+        if isinstance(spec, str) and spec in self._classes:
+            return self._classes[spec]()
+        raise ValueError(
+            f"Unknown {self.kind} {spec!r}. Use one of {self.names()}, "
+            f"or an instance of a {self.base.__name__} subclass."
+        )

@@ -1,0 +1,475 @@
+"""Activation functions and their derivatives.
+
+An :class:`Activation` maps the pre-activation ``z = a_prev @ W + b`` of a layer to its
+output ``a = g(z)``. A subclass implements two methods that sit side by side,
+:meth:`~Activation.forward` (``g(z)``) and :meth:`~Activation.derivative`
+(``dg/dz``, elementwise), and takes its parameters as keyword arguments of
+``__init__``; parameters, repr, equality, pickling and cloning come from the base, so
+activations can be grid-searched like estimators::
+
+    >>> from sknn_scratch.activations import LeakyReLU, get
+    >>> LeakyReLU(negative_slope=0.1)
+    LeakyReLU(negative_slope=0.1)
+    >>> get("swish")
+    SiLU()
+
+The training loop uses the in-place fast paths ``forward_`` and ``backward_``; the
+built-ins override them, a user-defined activation gets them from ``forward`` and
+``derivative``. Every built-in is finite for every finite input and raises no
+floating-point warning, even at +-1e308.
+"""
+
+import numpy as np
+from scipy.special import expit, ndtr
+
+from ._params import ParamsMixin, Registry, snake_case
+
+__all__ = [
+    "Activation", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "PReLU", "ELU",
+    "Softplus", "SiLU", "GELU", "Softmax", "Exp", "get", "check_derivative",
+]
+
+
+class Activation(ParamsMixin):
+    """Base class of activation functions.
+
+    Subclasses implement :meth:`forward` and :meth:`derivative`, both elementwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Cube(Activation):
+    ...     def forward(self, z):
+    ...         return z ** 3
+    ...     def derivative(self, z):
+    ...         return 3 * z ** 2
+    >>> Cube().derivative(np.array([2.0]))
+    array([12.])
+    """
+
+    #: ``learnable`` activations carry per-unit parameters trained with the weights
+    learnable = False
+    #: the backward pass needs ``z``; ``False`` when ``g'`` is a function of ``a = g(z)``
+    needs_input = True
+    #: weights of a layer followed by this activation start from He (not Glorot) scaling
+    relu_family = False
+    #: only meaningful on the output layer (e.g. softmax: its derivative is a matrix)
+    output_only = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:  # the registry may set another name after this
+            cls.name = snake_case(cls.__name__)
+
+    def forward(self, z):
+        """``g(z)``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(z).")
+
+    def derivative(self, z):
+        """``dg/dz``, elementwise."""
+        raise NotImplementedError(f"{type(self).__name__} must implement derivative(z).")
+
+    @property
+    def max_derivative(self):
+        """Largest ``|g'(z)|``: the scale against which a derivative counts as vanished."""
+        z = np.linspace(-10.0, 10.0, 4001)
+        return float(np.max(np.abs(self.derivative(z))))
+
+    def forward_(self, z):
+        """Overwrite ``z`` with ``g(z)`` and return it."""
+        z[...] = self.forward(z)
+        return z
+
+    def backward_(self, delta, z, a):
+        """Multiply ``delta`` in place by ``g'(z)``; ``a = g(z)`` is given too."""
+        delta *= self.derivative(z)
+        return delta
+
+
+_activations = Registry("activation", Activation)
+get = _activations.get
+
+
+@_activations.register("linear")
+class Identity(Activation):
+    """Identity, ``g(z) = z``: a layer that stays linear.
+
+    >>> Identity().forward(np.array([-2.0, 3.0]))
+    array([-2.,  3.])
+    """
+
+    needs_input = False
+
+    def forward(self, z):
+        return np.array(z, copy=True)
+
+    def derivative(self, z):
+        return np.ones_like(z)
+
+    def forward_(self, z):
+        return z
+
+    def backward_(self, delta, z, a):
+        return delta
+
+
+@_activations.register("logistic")
+class Sigmoid(Activation):
+    """Logistic sigmoid, ``g(z) = 1 / (1 + exp(-z))``; ``g'(z) = g(z) (1 - g(z))``.
+
+    The derivative peaks at 0.25 at ``z = 0`` and vanishes for large ``|z|``.
+
+    >>> Sigmoid().derivative(np.array([0.0]))
+    array([0.25])
+    """
+
+    needs_input = False
+
+    def forward(self, z):
+        return expit(z)
+
+    def derivative(self, z):
+        s = expit(z)
+        return s * (1.0 - s)
+
+    def forward_(self, z):
+        return expit(z, out=z)
+
+    def backward_(self, delta, z, a):
+        delta *= a
+        delta -= a * delta  # delta * a * (1 - a) without a second temporary
+        return delta
+
+
+@_activations.register()
+class Tanh(Activation):
+    """Hyperbolic tangent, ``g(z) = tanh(z)``; ``g'(z) = 1 - tanh(z)^2``.
+
+    >>> Tanh().derivative(np.array([0.0]))
+    array([1.])
+    """
+
+    needs_input = False
+
+    def forward(self, z):
+        return np.tanh(z)
+
+    def derivative(self, z):
+        return 1.0 - np.tanh(z) ** 2
+
+    def forward_(self, z):
+        return np.tanh(z, out=z)
+
+    def backward_(self, delta, z, a):
+        delta -= delta * a * a
+        return delta
+
+
+@_activations.register(name="relu")
+class ReLU(Activation):
+    """Rectified linear unit, ``g(z) = max(0, z)``; ``g'(z) = 1 if z > 0 else 0``.
+
+    By convention ``g'(0) = 0``.
+
+    >>> ReLU().derivative(np.array([-1.0, 0.0, 2.0]))
+    array([0., 0., 1.])
+    """
+
+    needs_input = False
+    relu_family = True
+
+    def forward(self, z):
+        return np.maximum(z, 0)
+
+    def derivative(self, z):
+        return (z > 0).astype(np.result_type(z, np.float32))
+
+    def forward_(self, z):
+        return np.maximum(z, 0, out=z)
+
+    def backward_(self, delta, z, a):
+        delta[a <= 0] = 0
+        return delta
+
+
+@_activations.register(name="leaky_relu")
+class LeakyReLU(Activation):
+    """Leaky ReLU, ``g(z) = z if z > 0 else negative_slope * z``.
+
+    ``g'(z) = 1 if z > 0 else negative_slope``; by convention ``g'(0) = negative_slope``.
+
+    Parameters
+    ----------
+    negative_slope : float, default=0.01
+        Slope for ``z <= 0``; keeps a gradient flowing through inactive units.
+
+    >>> LeakyReLU(negative_slope=0.1).forward(np.array([-2.0, 3.0]))
+    array([-0.2,  3. ])
+    """
+
+    relu_family = True
+
+    def __init__(self, negative_slope=0.01):
+        self.negative_slope = negative_slope
+
+    @property
+    def needs_input(self):
+        # for a slope >= 0, a > 0 exactly where z > 0
+        return not self.negative_slope >= 0
+
+    @property
+    def max_derivative(self):
+        return max(1.0, abs(float(self.negative_slope)))
+
+    def forward(self, z):
+        z = np.asarray(z)
+        return np.where(z > 0, z, z * self.negative_slope)
+
+    def derivative(self, z):
+        z = np.asarray(z)
+        dtype = np.result_type(z, np.float32)
+        return np.where(z > 0, 1.0, self.negative_slope).astype(dtype)
+
+    def forward_(self, z):
+        if 0 <= self.negative_slope <= 1:
+            return np.maximum(z, z * self.negative_slope, out=z)
+        return super().forward_(z)
+
+    def backward_(self, delta, z, a):
+        if self.needs_input:
+            return super().backward_(delta, z, a)
+        delta[a <= 0] *= self.negative_slope
+        return delta
+
+
+@_activations.register()
+class ELU(Activation):
+    """Exponential linear unit, ``g(z) = z if z > 0 else alpha (exp(z) - 1)``.
+
+    ``g'(z) = 1 if z > 0 else alpha exp(z) = g(z) + alpha``.
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        Value that ``g`` approaches for ``z -> -inf`` is ``-alpha``.
+
+    >>> ELU(alpha=1.0).derivative(np.array([0.0, 1.0]))
+    array([1., 1.])
+    """
+
+    relu_family = True
+
+    def __init__(self, alpha=1.0):
+        self.alpha = alpha
+
+    @property
+    def needs_input(self):
+        return not self.alpha > 0
+
+    @property
+    def max_derivative(self):
+        return max(1.0, abs(float(self.alpha)))
+
+    def forward(self, z):
+        z = np.asarray(z)
+        return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0)))
+
+    def derivative(self, z):
+        z = np.asarray(z)
+        return np.where(z > 0, 1.0, self.alpha * np.exp(np.minimum(z, 0))).astype(
+            np.result_type(z, np.float32)
+        )
+
+    def backward_(self, delta, z, a):
+        if self.needs_input:
+            return super().backward_(delta, z, a)
+        neg = a <= 0
+        delta[neg] *= a[neg] + self.alpha
+        return delta
+
+
+@_activations.register()
+class Softplus(Activation):
+    """Softplus, ``g(z) = log(1 + exp(z))``; ``g'(z) = sigmoid(z) = 1 - exp(-g(z))``.
+
+    >>> Softplus().derivative(np.array([0.0]))
+    array([0.5])
+    """
+
+    needs_input = False
+
+    def forward(self, z):
+        return np.logaddexp(0, z)
+
+    def derivative(self, z):
+        return expit(z)
+
+    def forward_(self, z):
+        return np.logaddexp(0, z, out=z)
+
+    def backward_(self, delta, z, a):
+        delta *= -np.expm1(-a)
+        return delta
+
+
+@_activations.register("swish", name="silu")
+class SiLU(Activation):
+    """Sigmoid linear unit (swish), ``g(z) = z sigmoid(z)``.
+
+    ``g'(z) = s (1 + z (1 - s))`` with ``s = sigmoid(z)``.
+
+    >>> SiLU().derivative(np.array([0.0]))
+    array([0.5])
+    """
+
+    def forward(self, z):
+        return z * expit(z)
+
+    def derivative(self, z):
+        s = expit(z)
+        return s * (1.0 + z * (1.0 - s))
+
+
+@_activations.register()
+class GELU(Activation):
+    """Gaussian error linear unit (exact form), ``g(z) = z Phi(z)``.
+
+    ``g'(z) = Phi(z) + z phi(z)``, with ``Phi`` and ``phi`` the standard normal
+    distribution and density.
+
+    >>> GELU().derivative(np.array([0.0]))
+    array([0.5])
+    """
+
+    def forward(self, z):
+        return z * ndtr(z)
+
+    def derivative(self, z):
+        zc = np.clip(z, -40, 40)  # z * phi(z) is 0 beyond; avoids overflow in z**2
+        return ndtr(z) + zc * np.exp(-0.5 * zc * zc) / np.sqrt(2 * np.pi)
+
+
+@_activations.register(name="prelu")
+class PReLU(LeakyReLU):
+    """Parametric ReLU: a Leaky ReLU whose negative slope is learned, one per unit.
+
+    ``g(z) = z if z > 0 else alpha_j z``, with ``alpha_j`` trained with the weights
+    (not L2-regularized) and initialised to ``negative_slope``.
+
+    Parameters
+    ----------
+    negative_slope : float, default=0.25
+        Initial slope of every unit.
+
+    >>> PReLU(negative_slope=0.25).forward(np.array([-4.0, 1.0]))
+    array([-1.,  1.])
+    """
+
+    learnable = True
+
+    def __init__(self, negative_slope=0.25):
+        self.negative_slope = negative_slope
+
+    needs_input = True
+
+    def forward_param_(self, z, slope):
+        """``g(z)`` in place with per-unit slopes ``slope`` (shape ``(n_units,)``)."""
+        neg = z < 0
+        np.multiply(z, np.where(neg, slope, 1).astype(z.dtype, copy=False), out=z)
+        return z
+
+    def backward_param_(self, delta, z, slope, slope_grad):
+        """``slope_grad = sum_i delta * z [z <= 0]``, then ``delta *= g'(z)``."""
+        nonpos = z <= 0
+        np.sum(np.where(nonpos, delta * z, 0), axis=0, out=slope_grad)
+        delta *= np.where(nonpos, slope, 1).astype(delta.dtype, copy=False)
+        return delta
+
+
+@_activations.register()
+class Softmax(Activation):
+    """Softmax over the last axis, ``g(z)_k = exp(z_k) / sum_j exp(z_j)``; output only.
+
+    :meth:`derivative` returns the diagonal of the Jacobian, ``s_k (1 - s_k)``; paired
+    with categorical cross-entropy the output gradient reduces to ``s - y``.
+
+    >>> Softmax().forward(np.array([[0.0, 0.0]]))
+    array([[0.5, 0.5]])
+    """
+
+    needs_input = False
+    output_only = True
+
+    def forward(self, z):
+        return self.forward_(np.array(z, dtype=np.result_type(z, np.float32)))
+
+    def derivative(self, z):
+        s = self.forward(z)
+        return s * (1.0 - s)
+
+    def forward_(self, z):
+        with np.errstate(over="ignore"):  # z - max may reach -inf: exp gives 0, as due
+            z -= z.max(axis=-1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=-1, keepdims=True)
+        return z
+
+
+@_activations.register()
+class Exp(Activation):
+    """Exponential, ``g(z) = exp(z)``: the inverse of the log link (Poisson output).
+
+    Clipped at the largest finite value of the dtype instead of overflowing.
+
+    >>> Exp().forward(np.array([0.0]))
+    array([1.])
+    """
+
+    needs_input = False
+
+    def forward(self, z):
+        return self.forward_(np.array(z, dtype=np.result_type(z, np.float32)))
+
+    def derivative(self, z):
+        return self.forward(z)
+
+    def forward_(self, z):
+        np.minimum(z, np.log(np.finfo(z.dtype).max), out=z)
+        return np.exp(z, out=z)
+
+    def backward_(self, delta, z, a):
+        delta *= a
+        return delta
+
+
+def check_derivative(activation, z=None, eps=1e-6):
+    """Worst relative error of ``activation.derivative`` against central differences.
+
+    Parameters
+    ----------
+    activation : Activation or str
+    z : array-like, optional
+        Points to check; by default a few points away from the kinks at 0.
+    eps : float, default=1e-6
+        Relative step of the central differences.
+
+    Returns
+    -------
+    float
+        ``max |d_analytic - d_numeric| / max(|d_analytic|, |d_numeric|, 1e-6)``.
+
+    >>> check_derivative("tanh") < 1e-7
+    True
+    """
+    activation = get(activation)
+    if z is None:
+        z = np.array([-3.1, -1.7, -0.62, -0.23, 0.17, 0.45, 1.3, 2.9])
+    z = np.asarray(z, dtype=np.float64)
+    h = eps * np.maximum(1.0, np.abs(z))
+    numeric = (activation.forward(z + h) - activation.forward(z - h)) / (2 * h)
+    analytic = np.asarray(activation.derivative(z), dtype=np.float64)
+    if analytic.shape != z.shape:
+        return np.inf
+    scale = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), 1e-6)
+    err = np.abs(analytic - numeric) / scale
+    return float(np.max(np.where(np.isfinite(err), err, np.inf)))

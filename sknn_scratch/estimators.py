@@ -1,0 +1,373 @@
+"""The two public estimators: thin subclasses that fix the targets and the loss."""
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
+
+from . import activations as _act
+from ._base import BaseMLPScratch, _resolve
+from .losses import LOSSES
+
+_COMMON_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : int or array-like of int, default=(100,)
+        Number of units of each hidden layer.
+    activation : str, Activation or list of them, default="relu"
+        Hidden activation: a registered name ("identity", "sigmoid"/"logistic",
+        "tanh", "relu", "leaky_relu", "prelu", "elu", "softplus", "silu"/"swish",
+        "gelu"), an :class:`~sknn_scratch.activations.Activation`, or a list with one
+        entry per hidden layer.
+    output_activation : "auto", str or Activation, default="auto"
+        See the table in the README (SPEC 4.4).
+    init : "auto", str, Initializer or list of them, default="auto"
+        Weight initialization; "auto" is He uniform after a ReLU-family layer and
+        Glorot uniform otherwise. A list gives one per layer, output included.
+    solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter,
+    shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
+    early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change,
+    max_fun :
+        As in scikit-learn's MLP, with the same defaults and meaning.
+
+    Attributes
+    ----------
+    coefs_, intercepts_ : list of ndarray
+        Weights ``(fan_in, fan_out)`` and biases ``(fan_out,)``; assign new lists to
+        load weights.
+    activations_ : list of Activation
+        The resolved hidden activations, one per hidden layer.
+    out_activation_ : str
+    loss_, best_loss_, loss_curve_ : the objective J (SPEC 4.2) and its history.
+    validation_scores_, best_validation_score_, validation_loss_curve_ :
+        Set with ``early_stopping=True``.
+    n_iter_, t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_
+"""
+
+
+def _is_stochastic(est):
+    return est.solver in ("sgd", "adam")
+
+
+class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
+    """Multi-layer perceptron classifier written from scratch in NumPy.
+
+    A drop-in for :class:`sklearn.neural_network.MLPClassifier` with pluggable
+    activations and initializers, a choice of output activation and ``class_weight``.
+    {common}
+    class_weight : dict, "balanced" or None, default=None
+        Multiplies ``sample_weight``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sknn_scratch import MLPScratchClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPScratchClassifier(activation="tanh", max_iter=500, random_state=0)
+    >>> clf.fit(X, y).score(X, y) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMLPScratch._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *,
+                 output_activation="auto", init="auto", solver="adam", alpha=1e-4,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=1e-3,
+                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4,
+                 verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
+                 early_stopping=False, validation_fraction=0.1, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 class_weight=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.output_activation = output_activation
+        self.init = init
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.class_weight = class_weight
+
+    @available_if(_is_stochastic)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``(X, y)``; ``classes`` is required on the first call.
+
+        A batch that fails validation raises before the model is touched.
+        """
+        self._check_partial_fit()
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def predict(self, X):
+        """Predicted class labels."""
+        out = self._forward(X)
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        return self._label_binarizer.inverse_transform(out)
+
+    def predict_proba(self, X):
+        """Class probabilities, strictly inside (0, 1)."""
+        out = self._forward(X)
+        if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
+            out = np.hstack([1 - out, out])
+        eps = np.finfo(out.dtype).eps
+        return np.clip(out, eps, 1 - eps, out=out)
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`: always finite."""
+        return np.log(self.predict_proba(X))
+
+    # ------------------------------------------------------------- hooks of the base
+    def _validate_training_data(self, X, y, sample_weight, incremental, first_pass,
+                                classes):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=first_pass)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        binarizer = self._binarizer_for(y, incremental, first_pass, classes)
+        Y = binarizer.transform(y).astype(X.dtype)
+        sw = _sample_weights(sample_weight, X)
+        if self.class_weight is not None:
+            if incremental and self.class_weight == "balanced":
+                raise ValueError(
+                    "class_weight='balanced' is not supported by partial_fit: the class "
+                    "balance of one batch is not that of the data. Pass a dict computed "
+                    "with sklearn.utils.class_weight.compute_class_weight instead.")
+            cw = compute_sample_weight(self.class_weight, y).astype(X.dtype)
+            sw = cw if sw is None else sw * cw
+        _check_weight_sum(sw)
+        if first_pass:
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+        return X, Y, sw, y
+
+    def _binarizer_for(self, y, incremental, first_pass, classes):
+        """The label binarizer for this call, checked against the fitted classes."""
+        if first_pass:
+            if incremental and classes is None:
+                raise ValueError("classes must be passed on the first call to "
+                                 "partial_fit.")
+            return LabelBinarizer().fit(classes if incremental else y)
+        labels = unique_labels(y)
+        if classes is not None and not np.array_equal(unique_labels(classes),
+                                                      self.classes_):
+            raise ValueError(f"`classes={classes!r}` is not the same as on the first "
+                             f"call to partial_fit, {self.classes_!r}.")
+        if self.warm_start and not incremental and set(labels) != set(self.classes_):
+            raise ValueError(
+                "warm_start can only be used where `y` has the same classes as in the "
+                f"previous call to fit. Previously got {self.classes_}, `y` has {labels}")
+        unseen = np.setdiff1d(labels, self.classes_)
+        if len(unseen):
+            raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` "
+                             f"has {self.classes_}. 'y' has {labels}; unseen: {unseen}.")
+        return self._label_binarizer
+
+    def _output_activation_and_loss(self, Y):
+        multiclass = self._label_binarizer_pending_type(Y) == "multiclass"
+        expected = _act.Softmax() if multiclass else _act.Sigmoid()
+        spec = self.output_activation
+        act = expected if _is_auto(spec) else _resolve("output_activation",
+                                                        _act.get, spec)
+        if type(act) is not type(expected):
+            raise ValueError(
+                f"output_activation={spec!r} does not suit a "
+                f"{'multi-class' if multiclass else 'binary or multi-label'} target: "
+                f"use 'auto' or {expected.name!r}.")
+        return act, LOSSES["log_loss" if multiclass else "binary_log_loss"]()
+
+    def _label_binarizer_pending_type(self, Y):
+        return self._label_binarizer.y_type_
+
+    def _check_continuation(self, X, Y):
+        pass  # the classes were checked against classes_ already
+
+    def _check_targets(self, Y, out_activation):
+        pass
+
+    def _stratify_labels(self, y):
+        return y if y.ndim == 1 else None
+
+    def _score_output(self, out, y, sw):
+        out = out.ravel() if out.shape[1] == 1 else out
+        return accuracy_score(y, self._label_binarizer.inverse_transform(out),
+                              sample_weight=sw)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
+    """Multi-layer perceptron regressor written from scratch in NumPy.
+
+    A drop-in for :class:`sklearn.neural_network.MLPRegressor`. With
+    ``output_activation="auto"`` a non-negative target gets a ReLU output (it never
+    predicts below 0), any other target an identity output; ``loss="poisson"`` uses an
+    exp output (log link).
+
+    Parameters
+    ----------
+    loss : {{"squared_error", "poisson"}}, default="squared_error"
+    {common}
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.preprocessing import scale
+    >>> from sknn_scratch import MLPScratchRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> reg = MLPScratchRegressor(max_iter=300, random_state=0).fit(scale(X), y)
+    >>> reg.out_activation_, bool(reg.predict(scale(X)).min() >= 0)
+    ('relu', True)
+    """
+
+    _parameter_constraints: dict = {
+        **BaseMLPScratch._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,),
+                 activation="relu", *, output_activation="auto", init="auto",
+                 solver="adam", alpha=1e-4, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=1e-3, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, max_fun=15000):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.output_activation = output_activation
+        self.init = init
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    @available_if(_is_stochastic)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``(X, y)``; a batch that fails validation changes nothing."""
+        self._check_partial_fit()
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predicted targets, shape ``(n_samples,)`` or ``(n_samples, n_outputs)``."""
+        out = self._forward(X)
+        return out.ravel() if out.shape[1] == 1 else out
+
+    # ------------------------------------------------------------- hooks of the base
+    def _validate_training_data(self, X, y, sample_weight, incremental, first_pass,
+                                classes):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32),
+                             reset=first_pass)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        Y = np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
+        sw = _sample_weights(sample_weight, X)
+        _check_weight_sum(sw)
+        return X, Y, sw, y
+
+    def _output_activation_and_loss(self, Y):
+        spec = self.output_activation
+        if self.loss == "poisson":
+            act = _act.Exp() if _is_auto(spec) else _resolve("output_activation",
+                                                              _act.get, spec)
+            if not isinstance(act, _act.Exp):
+                raise ValueError(f"loss='poisson' uses the log link: output_activation "
+                                 f"must be 'auto' or 'exp', got {spec!r}.")
+        elif _is_auto(spec):
+            act = _act.ReLU() if Y.min() >= 0 else _act.Identity()
+        else:
+            act = _resolve("output_activation", _act.get, spec)
+            if act.output_only:
+                raise ValueError(f"output_activation={spec!r} is for classification; "
+                                 "use MLPScratchClassifier.")
+        return act, LOSSES[self.loss]()
+
+    def _check_continuation(self, X, Y):
+        if Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {Y.shape[1]} outputs but the model was fitted "
+                             f"with {self.n_outputs_}.")
+
+    def _check_targets(self, Y, out_activation):
+        if isinstance(out_activation, (_act.ReLU, _act.Exp)) and Y.min() < 0:
+            raise ValueError(
+                f"y has negative values (min {Y.min():.6g}) but the output activation "
+                f"{out_activation.name!r} can only predict values >= 0. Use "
+                "output_activation='identity' for targets that can be negative"
+                + (", or loss='squared_error'." if self.loss == "poisson" else "."))
+
+    def _stratify_labels(self, y):
+        return None
+
+    def _score_output(self, out, y, sw):
+        return r2_score(y, out.ravel() if out.shape[1] == 1 else out, sample_weight=sw)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+MLPScratchClassifier.__doc__ = MLPScratchClassifier.__doc__.format(common=_COMMON_DOC)
+MLPScratchRegressor.__doc__ = MLPScratchRegressor.__doc__.format(common=_COMMON_DOC)
+
+
+def _is_auto(spec):
+    return isinstance(spec, str) and spec == "auto"
+
+
+def _sample_weights(sample_weight, X):
+    if sample_weight is None:
+        return None
+    return _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+
+
+def _check_weight_sum(sw):
+    if sw is not None and not sw.sum() > 0:
+        raise ValueError("The sample weights (sample_weight times class weights) sum "
+                         "to zero: at least one sample needs a positive weight.")

@@ -1,0 +1,148 @@
+"""Forward and backward passes of a multi-layer perceptron on a flat parameter vector.
+
+All parameters live in one contiguous vector laid out as
+``[W_1, ..., W_L, b_1, ..., b_L, s_1, ...]`` (weights, biases, then the per-unit
+parameters of learnable activations such as PReLU); the per-layer arrays are views into
+it. The optimizers update the whole vector in one vectorized step, the L2 penalty is
+one dot product over the weight block, and L-BFGS needs no packing.
+
+This module knows nothing of scikit-learn: it takes validated arrays.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class Network:
+    """Layer sizes, activations and loss of an MLP, and its passes over a batch.
+
+    Parameters
+    ----------
+    layer_units : list of int
+        ``[n_features, hidden_1, ..., n_outputs]``.
+    activations : list of Activation
+        One per hidden layer, then the output activation.
+    loss : Loss
+    dtype : numpy dtype
+    """
+
+    def __init__(self, layer_units, activations, loss, dtype):
+        self.layer_units = list(layer_units)
+        self.activations = list(activations)
+        self.loss = loss
+        self.dtype = np.dtype(dtype)
+        pairs = list(zip(self.layer_units[:-1], self.layer_units[1:]))
+        self.n_coefs = sum(i * o for i, o in pairs)
+        sizes = [i * o for i, o in pairs] + [o for _, o in pairs]
+        sizes += [o if act.learnable else 0
+                  for act, (_, o) in zip(self.activations[:-1], pairs)]
+        self._offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        self.n_params = int(self._offsets[-1])
+        self._shapes = pairs + [(o,) for _, o in pairs] + [(o,) for _, o in pairs]
+        self._work = None
+
+    @property
+    def n_layers(self):
+        return len(self.layer_units) - 1
+
+    def unpack(self, flat):
+        """Views ``(coefs, intercepts, slopes)`` into ``flat``; ``slopes[i]`` may be None."""
+        views = [
+            flat[start:stop].reshape(shape) if stop > start else None
+            for start, stop, shape in zip(self._offsets[:-1], self._offsets[1:],
+                                          self._shapes)
+        ]
+        n = self.n_layers
+        return views[:n], views[n:2 * n], views[2 * n:3 * n - 1]
+
+    def pack(self, coefs, intercepts, slopes=None, out=None):
+        """Copy per-layer arrays into a flat vector (``out`` or a new one)."""
+        flat = np.empty(self.n_params, self.dtype) if out is None else out
+        views = self.unpack(flat)
+        slopes = slopes if slopes is not None else [None] * (self.n_layers - 1)
+        for dst_list, src_list in zip(views, (coefs, intercepts, slopes)):
+            for dst, src in zip(dst_list, src_list):
+                if dst is not None:
+                    dst[...] = src
+        return flat
+
+    def predict(self, X, coefs, intercepts, slopes=None):
+        """Network output for ``X`` from per-layer arrays (no training buffers)."""
+        a = X
+        slopes = slopes if slopes is not None else [None] * (self.n_layers - 1)
+        for i, (W, b, act) in enumerate(zip(coefs, intercepts, self.activations)):
+            z = a @ W if sp.issparse(a) else np.dot(a, W)
+            z += b
+            if i < len(slopes) and slopes[i] is not None:
+                a = act.forward_param_(z, slopes[i])
+            else:
+                a = act.forward_(z)
+        return a
+
+    def _workspace(self, n_rows):
+        """Reused per-layer buffers ``(Z, A, D)`` with room for ``n_rows`` rows."""
+        if self._work is None or self._work[0] < n_rows:
+            units = self.layer_units[1:]
+            Z = [np.empty((n_rows, u), self.dtype) for u in units]
+            A = [np.empty((n_rows, u), self.dtype) if act.needs_input else None
+                 for u, act in zip(units, self.activations)]
+            D = [np.empty((n_rows, u), self.dtype) for u in units]
+            self._work = (n_rows, Z, A, D)
+        return self._work[1:]
+
+    def loss_grad(self, flat, X, Y, sw, alpha, grad):
+        """Objective J at ``flat`` on the batch, gradient written into ``grad``.
+
+        ``J = (1/sum w) sum_i w_i l_i + alpha / (2 sum w) ||W||^2``.
+        """
+        n = X.shape[0]
+        coefs, intercepts, slopes = self.unpack(flat)
+        Zs, As, Ds = self._workspace(n)
+        Zs, Ds = [z[:n] for z in Zs], [d[:n] for d in Ds]
+        As = [z if a is None else a[:n] for z, a in zip(Zs, As)]
+        self._forward(X, coefs, intercepts, slopes, Zs, As)
+        sw_sum = float(n if sw is None else sw.sum())
+        out_act = self.activations[-1]
+        loss = self.loss.value_and_delta(Y, As[-1], Zs[-1], out_act, sw, Ds[-1])
+        Ds[-1] *= 1.0 / sw_sum
+        self._backward(X, coefs, slopes, Zs, As, Ds, grad)
+        wflat = flat[:self.n_coefs]
+        grad[:self.n_coefs] += (alpha / sw_sum) * wflat
+        return loss / sw_sum + 0.5 * alpha * float(np.dot(wflat, wflat)) / sw_sum
+
+    def _forward(self, X, coefs, intercepts, slopes, Zs, As):
+        a = X
+        for i, (W, b, act) in enumerate(zip(coefs, intercepts, self.activations)):
+            z = Zs[i]
+            if sp.issparse(a):
+                z[...] = a @ W
+            else:
+                np.dot(a, W, out=z)
+            z += b
+            if As[i] is not z:  # the backward pass needs z: keep it, activate a copy
+                np.copyto(As[i], z)
+            if i < len(slopes) and slopes[i] is not None:
+                act.forward_param_(As[i], slopes[i])
+            else:
+                act.forward_(As[i])
+            a = As[i]
+
+    def _backward(self, X, coefs, slopes, Zs, As, Ds, grad):
+        gcoefs, gintercepts, gslopes = self.unpack(grad)
+        ones = np.ones(X.shape[0], self.dtype)
+        for i in range(self.n_layers - 1, -1, -1):
+            a_prev = X if i == 0 else As[i - 1]
+            if sp.issparse(a_prev):
+                gcoefs[i][...] = a_prev.T @ Ds[i]
+            else:
+                np.dot(a_prev.T, Ds[i], out=gcoefs[i])
+            np.dot(ones, Ds[i], out=gintercepts[i])
+            if i == 0:
+                break
+            d = Ds[i - 1]
+            np.dot(Ds[i], coefs[i].T, out=d)
+            act = self.activations[i - 1]
+            if slopes[i - 1] is not None:
+                act.backward_param_(d, Zs[i - 1], slopes[i - 1], gslopes[i - 1])
+            else:
+                act.backward_(d, Zs[i - 1], As[i - 1])

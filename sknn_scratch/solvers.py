@@ -1,0 +1,124 @@
+"""Optimizers over the flat parameter vector.
+
+Each stochastic optimizer updates the whole vector in place in one vectorized step.
+Their formulas and schedules are scikit-learn's, so the same gradients give the same
+updates: SGD with (Nesterov) momentum and constant / invscaling / adaptive learning
+rates, and Adam. L-BFGS runs through :func:`scipy.optimize.minimize`.
+"""
+
+import numpy as np
+import scipy.optimize
+
+
+class SGD:
+    """Stochastic gradient descent with momentum.
+
+    ``v <- momentum v - lr g``; the step is ``v`` or, with Nesterov, ``momentum v - lr g``.
+    ``invscaling``: ``lr = lr_init / (t + 1) ** power_t`` after each epoch (``t`` = samples
+    seen). ``adaptive``: ``lr /= 5`` whenever progress stalls, until ``lr <= 1e-6``.
+    """
+
+    def __init__(self, n_params, dtype, learning_rate_init=0.1, schedule="constant",
+                 momentum=0.9, nesterov=True, power_t=0.5):
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = float(learning_rate_init)
+        self.schedule = schedule
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.power_t = power_t
+        self.velocity = np.zeros(n_params, dtype)
+
+    def step(self, params, grad):
+        """Update ``params`` in place from ``grad`` (``grad`` may be overwritten)."""
+        v, lr = self.velocity, self.learning_rate
+        if self.momentum == 0:
+            params -= lr * grad
+            return
+        v *= self.momentum
+        v -= lr * grad
+        if self.nesterov:
+            grad *= -lr
+            grad += self.momentum * v
+            params += grad
+        else:
+            params += v
+
+    def iteration_ends(self, time_step):
+        if self.schedule == "invscaling":
+            self.learning_rate = self.learning_rate_init / (time_step + 1) ** self.power_t
+
+    def trigger_stopping(self, msg, verbose):
+        """True to stop; the adaptive schedule divides the rate by 5 instead."""
+        if self.schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if verbose:
+            print(msg + f" Setting learning rate to {self.learning_rate:f}")
+        return False
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2014), with the bias correction folded into the step size.
+
+    ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
+    ``params -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)``.
+    """
+
+    def __init__(self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8):
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = float(learning_rate_init)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.t = 0
+        self.m = np.zeros(n_params, dtype)
+        self.v = np.zeros(n_params, dtype)
+        self._tmp = np.empty(n_params, dtype)
+
+    def step(self, params, grad):
+        """Update ``params`` in place from ``grad`` (``grad`` is overwritten)."""
+        self.t += 1
+        b1, b2, m, v, tmp = self.beta_1, self.beta_2, self.m, self.v, self._tmp
+        m *= b1
+        np.multiply(grad, 1 - b1, out=tmp)
+        m += tmp
+        v *= b2
+        np.multiply(grad, grad, out=tmp)
+        tmp *= 1 - b2
+        v += tmp
+        self.learning_rate = (self.learning_rate_init * np.sqrt(1 - b2 ** self.t)
+                              / (1 - b1 ** self.t))
+        np.sqrt(v, out=tmp)
+        tmp += self.epsilon
+        np.divide(m, tmp, out=grad)
+        grad *= self.learning_rate
+        params -= grad
+
+    def iteration_ends(self, time_step):
+        pass
+
+    def trigger_stopping(self, msg, verbose):
+        if verbose:
+            print(msg + " Stopping.")
+        return True
+
+
+def lbfgs(fun, x0, max_iter, max_fun, tol, callback=None):
+    """Minimize ``fun(x) -> (value, grad)`` with L-BFGS-B from ``x0``.
+
+    ``callback(x, value)`` is called after each iteration. Returns the
+    :class:`scipy.optimize.OptimizeResult`.
+    """
+    def on_iteration(intermediate_result):
+        if callback is not None:
+            callback(intermediate_result.x, intermediate_result.fun)
+
+    return scipy.optimize.minimize(
+        fun, x0, method="L-BFGS-B", jac=True, callback=on_iteration,
+        options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
+    )
