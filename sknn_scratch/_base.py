@@ -215,6 +215,16 @@ class BaseMLPScratch(BaseEstimator):
         self._slopes = slopes
         self._views = (list(self.coefs_), list(self.intercepts_))
 
+    @property
+    def slopes_(self):
+        """Learned negative slopes of PReLU hidden layers, one array per hidden layer.
+
+        ``None`` for a layer whose activation has no learned parameter. Read-only views:
+        the slopes are trained with the weights, not set by hand.
+        """
+        check_is_fitted(self)
+        return [None if s is None else _read_only(s) for s in self._slopes]
+
     def _sync_params(self):
         """Copy weights the user assigned to ``coefs_`` / ``intercepts_`` into training."""
         views = getattr(self, "_views", None)
@@ -471,6 +481,12 @@ def _check_custom_derivative(act, tol=1e-4):
             f"its forward (worst relative error {err:.3g} > {tol:g}). Check that "
             f"derivative(z) returns dg/dz elementwise."
         )
+
+
+def _read_only(a):
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def _same_arrays(a, b):

@@ -346,7 +346,8 @@ class GELU(Activation):
 
     def derivative(self, z):
         zc = np.clip(z, -40, 40)  # z * phi(z) is 0 beyond; avoids overflow in z**2
-        return ndtr(z) + zc * np.exp(-0.5 * zc * zc) / np.sqrt(2 * np.pi)
+        # a Python float divisor: a NumPy float64 scalar would promote float32 z
+        return ndtr(z) + zc * np.exp(-0.5 * zc * zc) / float(np.sqrt(2 * np.pi))
 
 
 @_activations.register(name="prelu")
@@ -377,6 +378,11 @@ class PReLU(LeakyReLU):
         neg = z < 0
         np.multiply(z, np.where(neg, slope, 1).astype(z.dtype, copy=False), out=z)
         return z
+
+    def derivative_param(self, z, slope):
+        """``g'(z)`` with per-unit slopes: ``1 if z > 0 else slope_j``."""
+        z = np.asarray(z)
+        return np.where(z > 0, 1.0, slope).astype(np.result_type(z, np.float32))
 
     def backward_param_(self, delta, z, slope, slope_grad):
         """``slope_grad = sum_i delta * z [z <= 0]``, then ``delta *= g'(z)``."""
@@ -434,7 +440,9 @@ class Exp(Activation):
         return self.forward(z)
 
     def forward_(self, z):
-        np.minimum(z, np.log(np.finfo(z.dtype).max), out=z)
+        # log(max) rounded to the dtype may round up: step down so exp stays finite
+        limit = z.dtype.type(np.log(np.finfo(z.dtype).max))
+        np.minimum(z, np.nextafter(limit, z.dtype.type(0)), out=z)
         return np.exp(z, out=z)
 
     def backward_(self, delta, z, a):
@@ -466,7 +474,16 @@ def check_derivative(activation, z=None, eps=1e-6):
         z = np.array([-3.1, -1.7, -0.62, -0.23, 0.17, 0.45, 1.3, 2.9])
     z = np.asarray(z, dtype=np.float64)
     h = eps * np.maximum(1.0, np.abs(z))
-    numeric = (activation.forward(z + h) - activation.forward(z - h)) / (2 * h)
+    if activation.output_only:
+        # softmax couples a row: perturb one entry at a time (the Jacobian diagonal)
+        numeric = np.empty_like(z)
+        for i in np.ndindex(z.shape):
+            step = np.zeros_like(z)
+            step[i] = h[i]
+            diff = activation.forward(z + step) - activation.forward(z - step)
+            numeric[i] = diff[i] / (2 * h[i])
+    else:
+        numeric = (activation.forward(z + h) - activation.forward(z - h)) / (2 * h)
     analytic = np.asarray(activation.derivative(z), dtype=np.float64)
     if analytic.shape != z.shape:
         return np.inf

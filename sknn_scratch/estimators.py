@@ -42,6 +42,9 @@ _COMMON_DOC = """
         load weights.
     activations_ : list of Activation
         The resolved hidden activations, one per hidden layer.
+    slopes_ : list of ndarray or None
+        The learned per-unit negative slopes of each PReLU hidden layer (read-only);
+        ``None`` for the other layers.
     out_activation_ : str
     loss_, best_loss_, loss_curve_ : the objective J (SPEC 4.2) and its history.
     validation_scores_, best_validation_score_, validation_loss_curve_ :

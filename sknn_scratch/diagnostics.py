@@ -1,0 +1,214 @@
+"""What the activations and the initialization do to a fitted network, layer by layer.
+
+:func:`diagnose` reports, for each hidden layer, the units that no longer learn:
+
+- *dead* units, whose activation derivative is exactly 0 on every sample (a ReLU unit
+  whose pre-activation is negative everywhere): no gradient reaches their weights, so
+  they never recover;
+- *saturated* units, whose ``|g'(z)|`` is below 1 % of the activation's largest
+  derivative on at least 95 % of the samples (a sigmoid or tanh unit pushed far from 0):
+  their gradient has all but vanished. Dead units are saturated too;
+- *duplicate* units, whose incoming weights and bias (and PReLU slope) equal those of
+  another unit of the layer within 1e-8: what ``init="zeros"`` produces, a layer of
+  ``n`` units that computes one thing ``n`` times.
+
+It also gives the mean and standard deviation of the activations (a deep network with
+too small initial weights shows them shrinking layer after layer) and, when ``y`` is
+given, the norm of the gradient of the training objective with respect to each layer's
+weights::
+
+    >>> from sklearn.datasets import load_iris
+    >>> from sknn_scratch import MLPScratchClassifier
+    >>> from sknn_scratch.diagnostics import diagnose
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPScratchClassifier((8,), init="zeros", max_iter=5).fit(X, y)  # doctest: +SKIP
+    >>> diagnose(clf, X)[0].duplicate_fraction  # doctest: +SKIP
+    0.875
+"""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = ["layer_outputs", "diagnose", "Diagnosis", "LayerDiagnosis"]
+
+#: a unit is saturated where |g'(z)| < SATURATION_LEVEL * max |g'| ...
+SATURATION_LEVEL = 0.01
+#: ... on at least this fraction of the samples
+SATURATION_SHARE = 0.95
+#: incoming weights closer than this (max abs difference) count as the same unit
+DUPLICATE_TOL = 1e-8
+
+
+@dataclass(frozen=True)
+class LayerDiagnosis:
+    """The diagnosis of one hidden layer; fractions are of the layer's units."""
+
+    layer: int
+    activation: str
+    n_units: int
+    dead_fraction: float
+    saturated_fraction: float
+    duplicate_fraction: float
+    mean: float
+    std: float
+    mean_abs_derivative: float
+    grad_norm: float | None = None
+
+
+class Diagnosis:
+    """One :class:`LayerDiagnosis` per hidden layer; prints as a table.
+
+    Indexing, iteration and ``len`` go over the layers; :meth:`to_dicts` gives rows for
+    ``pandas.DataFrame``.
+    """
+
+    _COLUMNS = [  # (header, attribute, format)
+        ("layer", "layer", "{:d}"), ("activation", "activation", "{}"),
+        ("units", "n_units", "{:d}"), ("dead", "dead_fraction", "{:.3f}"),
+        ("saturated", "saturated_fraction", "{:.3f}"),
+        ("duplicate", "duplicate_fraction", "{:.3f}"), ("mean", "mean", "{:.4g}"),
+        ("std", "std", "{:.4g}"), ("mean|g'|", "mean_abs_derivative", "{:.4g}"),
+        ("grad norm", "grad_norm", "{:.4g}"),
+    ]
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def to_dicts(self):
+        """The layers as a list of dicts, one per hidden layer."""
+        return [asdict(layer) for layer in self.layers]
+
+    def __str__(self):
+        cols = [c for c in self._COLUMNS
+                if c[1] != "grad_norm" or any(r.grad_norm is not None for r in self)]
+        cells = [[head for head, _, _ in cols]]
+        cells += [[fmt.format(getattr(r, attr)) for _, attr, fmt in cols] for r in self]
+        widths = [max(len(row[j]) for row in cells) for j in range(len(cols))]
+        lines = ["  ".join(cell.ljust(w) if head == "activation" else cell.rjust(w)
+                           for cell, w, (head, _, _) in zip(row, widths, cols))
+                 for row in cells]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _hidden_pass(estimator, X):
+    """Validated ``X`` through the hidden layers: ``[(z, a, slope), ...]`` per layer."""
+    check_is_fitted(estimator)
+    X = validate_data(estimator, X, accept_sparse=["csr", "csc"], reset=False,
+                      dtype=(np.float64, np.float32))
+    net = estimator._network
+    X = X.astype(net.dtype, copy=False)
+    slopes = getattr(estimator, "_slopes", None) or [None] * (net.n_layers - 1)
+    layers, a = [], X
+    for W, b, act, slope in zip(estimator.coefs_[:-1], estimator.intercepts_[:-1],
+                                net.activations[:-1], slopes):
+        z = (a @ W if sp.issparse(a) else np.dot(a, W)) + b
+        a = act.forward(z) if slope is None else act.forward_param_(z.copy(), slope)
+        layers.append((z, a, slope))
+    return X, layers
+
+
+def layer_outputs(estimator, X):
+    """The hidden activations of a fitted estimator, one array per hidden layer.
+
+    Parameters
+    ----------
+    estimator : fitted MLPScratchClassifier or MLPScratchRegressor
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+    Returns
+    -------
+    list of ndarray of shape (n_samples, n_units)
+    """
+    return [a for _, a, _ in _hidden_pass(estimator, X)[1]]
+
+
+def diagnose(estimator, X, y=None):
+    """Dead, saturated and duplicate units, activation statistics, gradient norms.
+
+    Parameters
+    ----------
+    estimator : fitted MLPScratchClassifier or MLPScratchRegressor
+        Its current ``coefs_`` / ``intercepts_`` are used (weights assigned after
+        ``fit`` included).
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+    y : array-like, optional
+        Targets of ``X``; when given, each layer reports ``grad_norm``, the Frobenius
+        norm of the gradient of the training objective J (``alpha`` included) with
+        respect to that layer's weights, on all of ``X`` at once.
+
+    Returns
+    -------
+    Diagnosis
+        One :class:`LayerDiagnosis` per hidden layer; ``print`` shows a table.
+    """
+    X, layers = _hidden_pass(estimator, X)
+    acts = estimator._network.activations[:-1]
+    grad_norms = (_weight_grad_norms(estimator, X, y) if y is not None
+                  else [None] * len(layers))
+    reports = []
+    for i, ((z, a, slope), act) in enumerate(zip(layers, acts)):
+        deriv = np.abs(act.derivative(z) if slope is None
+                       else act.derivative_param(z, slope))
+        max_deriv = (act.max_derivative if slope is None
+                     else np.maximum(1.0, np.abs(slope)))
+        vanished = deriv < SATURATION_LEVEL * max_deriv
+        W, b = estimator.coefs_[i], estimator.intercepts_[i]
+        incoming = [W, b[None, :]] + ([] if slope is None else [slope[None, :]])
+        reports.append(LayerDiagnosis(
+            layer=i + 1,
+            activation=repr(act),
+            n_units=a.shape[1],
+            dead_fraction=float(np.mean(np.all(deriv == 0, axis=0))),
+            saturated_fraction=float(np.mean(vanished.mean(axis=0) >= SATURATION_SHARE)),
+            duplicate_fraction=_duplicate_fraction(np.vstack(incoming).T),
+            mean=float(a.mean()),
+            std=float(a.std()),
+            mean_abs_derivative=float(deriv.mean()),
+            grad_norm=grad_norms[i],
+        ))
+    return Diagnosis(reports)
+
+
+def _duplicate_fraction(units):
+    """Share of rows of ``units`` equal (within DUPLICATE_TOL) to an earlier row."""
+    distinct = []
+    for row in units:
+        if not distinct or np.abs(np.asarray(distinct) - row).max(axis=1).min() > \
+                DUPLICATE_TOL:
+            distinct.append(row)
+    return (len(units) - len(distinct)) / len(units)
+
+
+def _weight_grad_norms(estimator, X, y):
+    """Norm of dJ/dW for each hidden layer, with the targets encoded as in ``fit``."""
+    net = estimator._network
+    binarizer = getattr(estimator, "_label_binarizer", None)
+    y = np.asarray(y)
+    Y = binarizer.transform(y) if binarizer is not None else y.reshape(X.shape[0], -1)
+    Y = np.asarray(Y, dtype=net.dtype)
+    if Y.shape != (X.shape[0], net.layer_units[-1]):
+        raise ValueError(f"y gives targets of shape {Y.shape}, but the model expects "
+                         f"{(X.shape[0], net.layer_units[-1])}.")
+    flat = net.pack(estimator.coefs_, estimator.intercepts_,
+                    getattr(estimator, "_slopes", None))
+    grad = np.empty_like(flat)
+    try:
+        net.loss_grad(flat, X, Y, None, estimator.alpha, grad)
+    finally:
+        net._work = None  # the batch buffers are the training loop's business
+    gcoefs = net.unpack(grad)[0]
+    return [float(np.linalg.norm(g)) for g in gcoefs[:-1]]
