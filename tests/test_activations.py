@@ -1,0 +1,200 @@
+"""The activation objects (SPEC 4.3): values, derivatives, fast paths, parameters."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from sknn_scratch import activations as acts
+from sknn_scratch.activations import (
+    ELU, GELU, Activation, Identity, LeakyReLU, PReLU, ReLU, SiLU, Sigmoid, Softmax,
+    check_derivative,
+)
+
+NAMES = acts._activations.names()
+DTYPES = [np.float64, np.float32]
+# float32 fast paths may take another route to the same value (e.g. a (1 - a) vs
+# expit(z)): a few ulps apart
+TOL = {np.float64: dict(rtol=1e-12, atol=1e-14), np.float32: dict(rtol=1e-5, atol=1e-6)}
+
+
+def _points(dtype, shape=(6, 5)):
+    rng = np.random.RandomState(0)
+    z = rng.standard_normal(shape) * 3
+    z[0, :] = 0.0  # the kink of the ReLU family
+    return z.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_and_derivative_keep_shape_and_dtype(name, dtype):
+    act = acts.get(name)
+    z = _points(dtype)
+    for out in (act.forward(z), act.derivative(z)):
+        assert out.shape == z.shape
+        assert out.dtype == dtype
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_check_derivative_passes_every_builtin(name):
+    assert check_derivative(name) < 1e-6
+
+
+def test_check_derivative_flags_a_wrong_derivative():
+    class WrongTanh(Activation):
+        def forward(self, z):
+            return np.tanh(z)
+
+        def derivative(self, z):
+            return 1.0 - np.tanh(z)  # forgot the square
+
+    assert check_derivative(WrongTanh()) > 0.1
+
+
+def test_check_derivative_flags_a_derivative_of_the_wrong_shape():
+    class Scalar(Activation):
+        def forward(self, z):
+            return z * 2.0
+
+        def derivative(self, z):
+            return 2.0
+
+    assert check_derivative(Scalar()) == np.inf
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_in_place_agrees_with_forward(name, dtype):
+    act = acts.get(name)
+    z = _points(dtype)
+    buf = z.copy()
+    out = act.forward_(buf)
+    assert out is buf
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, act.forward(z), **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_in_place_is_delta_times_derivative(name, dtype):
+    act = acts.get(name)
+    z = _points(dtype)
+    delta = np.random.RandomState(1).standard_normal(z.shape).astype(dtype)
+    buf = delta.copy()
+    out = act.backward_(buf, z.copy(), act.forward(z))
+    assert out is buf
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, delta * act.derivative(z), **TOL[dtype])
+
+
+@pytest.mark.parametrize("alias, cls", [
+    ("logistic", Sigmoid), ("linear", Identity), ("swish", SiLU),
+    ("sigmoid", Sigmoid), ("leaky_relu", LeakyReLU), ("gelu", GELU), ("elu", ELU),
+])
+def test_names_and_aliases_resolve(alias, cls):
+    assert type(acts.get(alias)) is cls
+
+
+def test_get_accepts_a_class_and_returns_an_instance_as_is():
+    leaky = LeakyReLU(negative_slope=0.3)
+    assert acts.get(leaky) is leaky
+    assert acts.get(ReLU) == ReLU()
+
+
+@pytest.mark.parametrize("spec", ["rectifier", "ReLU", 3, None])
+def test_unknown_name_raises_and_lists_the_valid_ones(spec):
+    with pytest.raises(ValueError) as info:
+        acts.get(spec)
+    for name in ("relu", "tanh", "leaky_relu", "logistic"):
+        assert repr(name) in str(info.value)
+
+
+def test_repr_shows_the_parameters():
+    assert repr(LeakyReLU(negative_slope=0.1)) == "LeakyReLU(negative_slope=0.1)"
+    assert repr(LeakyReLU(0.1)) == "LeakyReLU(negative_slope=0.1)"
+    assert repr(ELU()) == "ELU(alpha=1.0)"
+    assert repr(ReLU()) == "ReLU()"
+
+
+def test_get_params_and_set_params():
+    act = LeakyReLU(0.2)
+    assert act.get_params() == {"negative_slope": 0.2}
+    assert act.set_params(negative_slope=0.3) is act
+    assert act.negative_slope == 0.3
+    with pytest.raises(ValueError, match="negative_slope"):
+        act.set_params(slope=0.1)
+
+
+def test_equality_and_hash_follow_class_and_parameters():
+    assert LeakyReLU(0.1) == LeakyReLU(negative_slope=0.1)
+    assert hash(LeakyReLU(0.1)) == hash(LeakyReLU(0.1))
+    assert LeakyReLU(0.1) != LeakyReLU(0.2)
+    assert PReLU(0.1) != LeakyReLU(0.1)  # same parameters, another class
+    assert ReLU() == ReLU() and ReLU() != Identity()
+    assert len({ReLU(), ReLU(), LeakyReLU(0.1), LeakyReLU(0.1)}) == 2
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pickle_and_clone_round_trip(name):
+    act = acts.get(name)
+    for copy in (pickle.loads(pickle.dumps(act)), clone(act)):
+        assert copy == act and copy is not act
+        z = _points(np.float64)
+        np.testing.assert_array_equal(copy.forward(z), act.forward(z))
+
+
+def test_clone_keeps_non_default_parameters():
+    act = ELU(alpha=0.5)
+    copy = clone(act)
+    assert copy.alpha == 0.5 and copy is not act
+
+
+def test_derivative_conventions_at_zero():
+    zero = np.zeros(3)
+    np.testing.assert_array_equal(ReLU().derivative(zero), 0.0)
+    np.testing.assert_array_equal(LeakyReLU(0.2).derivative(zero), 0.2)
+    np.testing.assert_array_equal(Sigmoid().derivative(zero), 0.25)
+    # the fast paths follow the same conventions
+    for act, expected in ((ReLU(), 0.0), (LeakyReLU(0.2), 0.2)):
+        out = act.backward_(np.ones(3), zero.copy(), act.forward(zero))
+        np.testing.assert_array_equal(out, expected)
+
+
+EXTREMES = [-1e308, -1e4, 0.0, 1e4, 1e308]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_no_warning_and_finite_at_extreme_inputs(name, dtype):
+    act = acts.get(name)
+    big = float(np.finfo(dtype).max)
+    values = [np.clip(v, -big, big) for v in EXTREMES] + [-big, big]
+    # one row (softmax couples a row) and one column (each value alone in its row)
+    for z in (np.array([values], dtype), np.array(values, dtype)[:, None]):
+        # underflow to 0 is the right answer (e.g. exp(-1e4)), not an error
+        with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise",
+                                                    divide="raise", under="ignore"):
+            warnings.simplefilter("error")
+            a = act.forward(z)
+            outs = [a, act.derivative(z), act.forward_(z.copy()),
+                    act.backward_(np.ones_like(z), z.copy(), a.copy())]
+        for out in outs:
+            assert np.isfinite(out).all(), (name, out)
+
+
+def test_softmax_rows_sum_to_one_at_extreme_inputs():
+    z = np.array([[-1e308, 0.0, 1e308], [1e308, 1e308, -1e4], [0.0, 0.0, 0.0]])
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise"):
+        warnings.simplefilter("error")
+        s = Softmax().forward(z)
+    np.testing.assert_allclose(s.sum(axis=1), 1.0)
+    np.testing.assert_allclose(s, [[0, 0, 1], [0.5, 0.5, 0], [1 / 3, 1 / 3, 1 / 3]])
+
+
+def test_sigmoid_and_tanh_derivatives_vanish_far_from_zero():
+    z = np.array([-40.0, 40.0])
+    assert Sigmoid().derivative(z).max() < 1e-16
+    assert acts.get("tanh").derivative(z).max() < 1e-16
+    assert Sigmoid().max_derivative == pytest.approx(0.25)
