@@ -1,0 +1,286 @@
+"""Diagnostics on constructed networks, the derivative check and the learnable PReLU."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import expit
+from sklearn.datasets import load_breast_cancer, make_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+
+from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
+from sknn_scratch import activations as A
+from sknn_scratch.activations import PReLU, check_derivative
+from sknn_scratch.diagnostics import Diagnosis, diagnose, layer_outputs
+
+
+def _fit(est, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", UserWarning)  # the zero-initialization warning
+        return est.fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(n_samples=300, n_features=20, n_informative=8,
+                               random_state=0)
+    return StandardScaler().fit_transform(X), y
+
+
+# ----------------------------------------------------------------- constructed cases
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
+def test_zero_init_leaves_all_units_of_a_layer_identical(data, activation):
+    X, y = data
+    est = _fit(MLPScratchClassifier((6, 4), activation=activation, init="zeros",
+                                    max_iter=10, random_state=0), X, y)
+    report = diagnose(est, X, y)
+    assert [r.duplicate_fraction for r in report] == [5 / 6, 3 / 4]
+
+
+def test_random_init_has_no_duplicates_but_exact_copies_are_found(data):
+    X, y = data
+    est = _fit(MLPScratchClassifier((6,), activation="tanh", max_iter=5,
+                                    random_state=0), X, y)
+    assert diagnose(est, X)[0].duplicate_fraction == 0
+    W, b = est.coefs_[0].copy(), est.intercepts_[0].copy()
+    W[:, 1], b[1] = W[:, 0] + 1e-9, b[0]          # within 1e-8: a copy
+    W[:, 3], b[3] = W[:, 2] + 1e-6, b[2]          # further apart: a different unit
+    est.coefs_ = [W, est.coefs_[1]]
+    est.intercepts_ = [b, est.intercepts_[1]]
+    assert diagnose(est, X)[0].duplicate_fraction == pytest.approx(1 / 6)
+
+
+def test_relu_layer_with_large_negative_biases_is_dead(data):
+    X, y = data
+    est = _fit(MLPScratchClassifier((10,), activation="relu", max_iter=5,
+                                    random_state=0), X, y)
+    assert diagnose(est, X)[0].dead_fraction < 0.5
+    est.intercepts_ = [np.full(10, -1e3), est.intercepts_[1]]
+    report = diagnose(est, X, y)[0]
+    assert report.dead_fraction == 1
+    assert report.saturated_fraction == 1  # dead units are saturated too
+    assert report.mean == 0 and report.std == 0
+    assert report.grad_norm == pytest.approx(est.alpha / len(X)
+                                             * np.linalg.norm(est.coefs_[0]))
+
+
+def test_sigmoid_layer_with_huge_weights_is_saturated(data):
+    X, y = data
+    est = _fit(MLPScratchClassifier((10,), activation="sigmoid", max_iter=5,
+                                    random_state=0), X, y)
+    est.coefs_ = [np.random.RandomState(0).normal(0, 50, (20, 10)), est.coefs_[1]]
+    assert diagnose(est, X)[0].saturated_fraction >= 0.9
+
+
+def test_glorot_tanh_on_standardized_data_is_healthy(data):
+    X, y = data
+    est = _fit(MLPScratchClassifier((32, 32), activation="tanh", init="glorot_uniform",
+                                    max_iter=50, random_state=0), X, y)
+    for report in diagnose(est, X, y):
+        assert report.dead_fraction == 0
+        assert report.saturated_fraction <= 0.1
+        assert report.duplicate_fraction == 0
+        assert 0.1 < report.std < 1
+        assert report.grad_norm > 0
+
+
+def test_prelu_layer_uses_its_learned_slopes():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    est = _fit(MLPScratchClassifier((8,), activation=PReLU(0.25), max_iter=30,
+                                    random_state=0), X, y)
+    est._slopes[0][:] = 0.0  # a ReLU in disguise: derivative 0 wherever z <= 0
+    z = X @ est.coefs_[0] + est.intercepts_[0]
+    report = diagnose(est, X)[0]
+    assert report.dead_fraction == np.mean(np.all(z <= 0, axis=0))
+    assert report.mean_abs_derivative == pytest.approx(np.mean(z > 0))
+
+
+# ------------------------------------------------------- layer outputs and gradients
+def test_layer_outputs_are_the_forward_pass_of_predict():
+    X, y = make_regression(n_samples=80, n_features=5, random_state=0)
+    est = _fit(MLPScratchRegressor(hidden_layer_sizes=(7, 3),
+                                   activation=["tanh", "elu"], max_iter=20,
+                                   output_activation="identity", random_state=0), X, y)
+    h1, h2 = layer_outputs(est, X)
+    assert h1.shape == (80, 7) and h2.shape == (80, 3)
+    np.testing.assert_allclose(h1, np.tanh(X @ est.coefs_[0] + est.intercepts_[0]))
+    out = h2 @ est.coefs_[2] + est.intercepts_[2]
+    np.testing.assert_allclose(out.ravel(), est.predict(X), rtol=1e-12)
+
+
+def test_layer_outputs_checks_its_input(data):
+    X, y = data
+    est = MLPScratchClassifier((3,))
+    with pytest.raises(Exception, match="not fitted"):
+        layer_outputs(est, X)
+    _fit(est.set_params(max_iter=2), X, y)
+    with pytest.raises(ValueError, match="features"):
+        layer_outputs(est, X[:, :5])
+
+
+def test_grad_norm_is_the_norm_of_finite_differences_of_the_objective():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(30, 3))
+    y = rng.normal(size=30)
+    est = _fit(MLPScratchRegressor(hidden_layer_sizes=(4, 2), activation="tanh",
+                                   alpha=0.3, output_activation="identity", max_iter=5,
+                                   random_state=0), X, y)
+
+    def objective():
+        pred = est.predict(X)
+        penalty = sum((W ** 2).sum() for W in est.coefs_)
+        return 0.5 * np.mean((pred - y) ** 2) + 0.3 / (2 * len(X)) * penalty
+
+    report = diagnose(est, X, y)
+    for layer in range(2):
+        W = est.coefs_[layer]
+        numeric = np.empty_like(W)
+        for idx in np.ndindex(W.shape):
+            w0, h = W[idx], 1e-6
+            W[idx] = w0 + h
+            up = objective()
+            W[idx] = w0 - h
+            down = objective()
+            W[idx] = w0
+            numeric[idx] = (up - down) / (2 * h)
+        assert report[layer].grad_norm == pytest.approx(np.linalg.norm(numeric),
+                                                         rel=1e-6)
+
+
+def test_grad_norm_encodes_class_labels_like_fit(data):
+    X, y = data
+    labels = np.array(["no", "yes"])[y]
+    est = _fit(MLPScratchClassifier((5,), max_iter=5, random_state=0), X, labels)
+    by_label = diagnose(est, X, labels)[0].grad_norm
+    assert by_label > 0
+    flipped = diagnose(est, X, labels[::-1])[0].grad_norm
+    assert flipped != by_label
+    with pytest.raises(ValueError):
+        diagnose(est, X, labels[:10])
+
+
+def test_diagnosis_prints_as_a_table(data):
+    X, y = data
+    est = _fit(MLPScratchClassifier((5, 3), activation=["relu", "sigmoid"], max_iter=5,
+                                    random_state=0), X, y)
+    report = diagnose(est, X, y)
+    assert isinstance(report, Diagnosis) and len(report) == 2
+    lines = str(report).splitlines()
+    assert len(lines) == 3
+    for header in ("layer", "activation", "units", "dead", "saturated", "duplicate",
+                   "mean", "std", "grad norm"):
+        assert header in lines[0]
+    assert "ReLU()" in lines[1] and "Sigmoid()" in lines[2]
+    assert repr(report) == str(report)
+    assert "grad norm" not in str(diagnose(est, X))
+    rows = report.to_dicts()
+    assert rows[1]["activation"] == "Sigmoid()" and rows[0]["n_units"] == 5
+
+
+# ------------------------------------------------------------------ check_derivative
+# (every built-in passing it is tested in test_activations.py)
+class _WrongDerivative(A.Activation):
+    def __init__(self, factor=2.0):
+        self.factor = factor
+
+    def forward(self, z):
+        return np.tanh(z)
+
+    def derivative(self, z):
+        return self.factor * (1 - np.tanh(z) ** 2)
+
+
+@pytest.mark.parametrize("factor", [2.0, -1.0, 1.01])
+def test_check_derivative_flags_a_wrong_derivative(factor):
+    assert check_derivative(_WrongDerivative(factor)) > 0.009
+    assert check_derivative(_WrongDerivative(1.0)) < 1e-7
+
+
+def test_fit_rejects_a_wrong_custom_derivative(data):
+    X, y = data
+    with pytest.raises(ValueError, match="derivative"):
+        MLPScratchClassifier((3,), activation=_WrongDerivative(2.0)).fit(X, y)
+
+
+# ----------------------------------------------------------------------------- PReLU
+def _numeric_grad(net, flat, X, Y, alpha):
+    tmp = np.empty_like(flat)
+    numeric = np.empty_like(flat)
+    for i in range(flat.size):
+        h = 1e-6
+        up, down = flat.copy(), flat.copy()
+        up[i] += h
+        down[i] -= h
+        numeric[i] = (net.loss_grad(up, X, Y, None, alpha, tmp)
+                      - net.loss_grad(down, X, Y, None, alpha, tmp)) / (2 * h)
+    return numeric
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_prelu_gradient_matches_finite_differences(alpha):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 4))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    est = _fit(MLPScratchClassifier((5, 4), activation=["prelu", PReLU(0.1)],
+                                    max_iter=20, random_state=0), X, y)
+    net = est._network
+    flat = est._params.copy()
+    flat[-9:] = rng.uniform(-0.5, 1.5, 9)  # slopes away from their start
+    Y = est._label_binarizer.transform(y).astype(float)
+    grad = np.empty_like(flat)
+    net.loss_grad(flat, X, Y, None, alpha, grad)
+    numeric = _numeric_grad(net, flat, X, Y, alpha)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
+    assert np.abs(grad[-9:]).min() > 0  # the slopes do receive a gradient
+
+
+def test_prelu_slopes_are_not_regularized():
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(30, 3))
+    y = X[:, 0] - X[:, 1] ** 2
+    est = _fit(MLPScratchRegressor(hidden_layer_sizes=(6,), activation="prelu",
+                                   max_iter=10, output_activation="identity",
+                                   random_state=0), X, y)
+    net, flat = est._network, est._params.copy()
+    Y = y.reshape(-1, 1)
+    g0, g1 = np.empty_like(flat), np.empty_like(flat)
+    net.loss_grad(flat, X, Y, None, 0.0, g0)
+    net.loss_grad(flat, X, Y, None, 10.0, g1)
+    np.testing.assert_array_equal(g0[-6:], g1[-6:])
+    assert not np.allclose(g0[:net.n_coefs], g1[:net.n_coefs])
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_every_solver_learns_prelu_slopes_and_predict_uses_them(solver):
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    est = _fit(MLPScratchClassifier((6,), activation=PReLU(negative_slope=0.3),
+                                    solver=solver, max_iter=30, learning_rate_init=0.01,
+                                    random_state=0), X, y)
+    (slopes,) = est.slopes_
+    assert slopes.shape == (6,)
+    assert np.abs(slopes - 0.3).max() > 1e-3  # moved from their initial value
+    z = X @ est.coefs_[0] + est.intercepts_[0]
+    hidden = np.where(z > 0, z, slopes * z)
+    logit = (hidden @ est.coefs_[1] + est.intercepts_[1]).ravel()
+    eps = np.finfo(float).eps
+    np.testing.assert_allclose(est.predict_proba(X)[:, 1],
+                               np.clip(expit(logit), eps, 1 - eps), rtol=1e-10)
+    # with the initial slope instead, the predictions differ
+    fixed = np.where(z > 0, z, 0.3 * z) @ est.coefs_[1] + est.intercepts_[1]
+    assert not np.allclose(fixed.ravel(), logit)
+
+
+def test_slopes_attribute_is_read_only_and_none_for_other_layers(data):
+    X, y = data
+    est = MLPScratchClassifier((4, 3), activation=["relu", "prelu"], max_iter=3,
+                               random_state=0)
+    assert not hasattr(est, "slopes_")
+    _fit(est, X, y)
+    first, second = est.slopes_
+    assert first is None and second.shape == (3,)
+    with pytest.raises(ValueError, match="read-only"):
+        second[0] = 1.0
