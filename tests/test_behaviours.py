@@ -1,0 +1,561 @@
+"""The estimator behaviours of SPEC 4.1, 4.4 and 4.5, one test per behaviour."""
+
+import math
+import re
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import sklearn
+from scipy.special import expit, logit
+from sklearn.base import clone
+from sklearn.datasets import (
+    load_breast_cancer, load_iris, make_classification, make_multilabel_classification,
+    make_regression,
+)
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.metrics import log_loss, recall_score
+from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor, ZeroInitializationWarning
+from sknn_scratch._base import BaseMLPScratch
+from sknn_scratch.activations import Activation, LeakyReLU, PReLU, Tanh
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def _regression(n_outputs=1, shift=0.0, seed=0):
+    X, y = make_regression(n_samples=120, n_features=5, n_targets=n_outputs, noise=1.0,
+                           random_state=seed)
+    return X, y / np.abs(y).max() + shift
+
+
+def _untrained(est, X, y, **fit_params):
+    """``est`` fitted for one SGD epoch with a negligible step: its initial weights."""
+    est.set_params(solver="sgd", learning_rate_init=1e-12, momentum=0.0, max_iter=1,
+                   random_state=0)
+    return est.fit(X, y, **fit_params)
+
+
+# ---------------------------------------------------------------- 4.4 output activation
+@pytest.mark.parametrize("make, expected, n_outputs", [
+    (lambda: make_classification(60, 4, random_state=0), "logistic", 1),
+    (lambda: make_classification(90, 4, n_informative=3, n_redundant=0, n_classes=3,
+                                 random_state=0),
+     "softmax", 3),
+    (lambda: make_multilabel_classification(60, 4, n_classes=3, random_state=0),
+     "logistic", 3),
+    (lambda: _regression(shift=1.0), "relu", 1),
+    (lambda: _regression(shift=0.5), "identity", 1),  # some y < 0
+    (lambda: _regression(n_outputs=2, shift=1.0), "relu", 2),
+])
+def test_auto_output_activation_table(make, expected, n_outputs):
+    X, y = make()
+    regression = y.dtype.kind == "f"
+    assert not regression or (y.min() < 0) == (expected == "identity")
+    est = MLPScratchRegressor() if regression else MLPScratchClassifier()
+    est.set_params(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    est.fit(X, y)
+    assert est.out_activation_ == expected
+    assert est.n_outputs_ == n_outputs
+    assert est.coefs_[-1].shape == (5, n_outputs)
+
+
+def test_auto_output_activation_for_poisson_is_exp():
+    X, y = _regression(shift=1.0)
+    est = MLPScratchRegressor(loss="poisson", hidden_layer_sizes=(5,), max_iter=5,
+                              random_state=0).fit(X, y)
+    assert est.out_activation_ == "exp"
+    assert (est.predict(X * 100) > 0).all()
+
+
+def test_relu_output_never_predicts_below_zero_far_from_the_data():
+    X, y = _regression(shift=1.0)
+    y = np.maximum(y - 1.2, 0.0)  # many exact zeros: the fit pushes outputs down
+    reg = MLPScratchRegressor(hidden_layer_sizes=(20,), max_iter=200, random_state=0)
+    reg.fit(X, y)
+    assert reg.out_activation_ == "relu"
+    for scale in (1, 1000, -1000):
+        assert reg.predict(X * scale).min() >= 0
+    # the identity output that the same data would get with negative targets does not
+    reg_id = MLPScratchRegressor(hidden_layer_sizes=(20,), max_iter=200, random_state=0,
+                                 output_activation="identity").fit(X, y)
+    assert min(reg_id.predict(X * s).min() for s in (1, 1000, -1000)) < 0
+
+
+@pytest.mark.parametrize("output_activation", ["relu", "exp"])
+def test_nonnegative_output_with_negative_targets_raises(output_activation):
+    X, y = _regression(shift=0.5)
+    est = MLPScratchRegressor(output_activation=output_activation, max_iter=5)
+    with pytest.raises(ValueError, match=r"negative.*'identity'"):
+        est.fit(X, y)
+    assert not hasattr(est, "coefs_")
+
+
+@pytest.mark.parametrize("output_activation", ["softmax", "relu", Tanh()])
+def test_classifier_output_activation_must_suit_the_target(output_activation, iris):
+    X, y = iris
+    est = MLPScratchClassifier(output_activation=output_activation, max_iter=5)
+    if output_activation == "softmax":  # the right one for multi-class is accepted
+        assert est.fit(X, y).out_activation_ == "softmax"
+        with pytest.raises(ValueError, match="output_activation"):
+            est.fit(X, y == 1)
+    else:
+        with pytest.raises(ValueError, match="output_activation"):
+            est.fit(X, y)
+
+
+def test_output_bias_starts_at_the_inverse_link_of_the_weighted_mean(iris):
+    X, y = iris
+    sw = np.random.RandomState(0).uniform(0.1, 3, len(y))
+    # binary: logit of the weighted positive rate
+    clf = _untrained(MLPScratchClassifier(), X, y == 2, sample_weight=sw)
+    p = np.average(y == 2, weights=sw)
+    np.testing.assert_allclose(clf.intercepts_[-1], [logit(p)], atol=1e-7)
+    # multi-class: log of the weighted class priors
+    clf = _untrained(MLPScratchClassifier(), X, y, sample_weight=sw)
+    priors = [np.average(y == k, weights=sw) for k in range(3)]
+    np.testing.assert_allclose(clf.intercepts_[-1], np.log(priors), atol=1e-7)
+    np.testing.assert_allclose(clf.predict_proba(X * 0).mean(axis=0), priors, atol=0.2)
+    # multi-label with an all-0 and an all-1 label: clipped, finite
+    Y = np.column_stack([y == 0, np.zeros_like(y), np.ones_like(y)]).astype(int)
+    clf = _untrained(MLPScratchClassifier(), X, Y)
+    b = clf.intercepts_[-1]
+    assert np.isfinite(b).all() and b[1] < -10 and b[2] > 10
+    np.testing.assert_allclose(b[0], logit(1 / 3), atol=1e-7)
+    # regression: the mean itself for identity and ReLU, its log for exp
+    Xr, yr = _regression(shift=1.0)
+    swr = sw[:len(yr)]
+    for params, link in [({}, lambda m: m), ({"output_activation": "identity"}, lambda m: m),
+                         ({"loss": "poisson"}, np.log)]:
+        reg = _untrained(MLPScratchRegressor(**params), Xr, yr, sample_weight=swr)
+        np.testing.assert_allclose(reg.intercepts_[-1], [link(np.average(yr, weights=swr))],
+                                   rtol=1e-7)
+    assert reg.out_activation_ == "exp"
+    # hidden biases start at zero
+    np.testing.assert_allclose(reg.intercepts_[0], 0.0, atol=1e-9)
+    # binary sigmoid output: expit(bias) is the base rate
+    assert expit(logit(p)) == pytest.approx(p)
+
+
+# ---------------------------------------------------------------- 4.5 zero initialization
+def test_zero_initialization_warns_with_a_user_warning(iris):
+    X, y = iris
+    assert issubclass(ZeroInitializationWarning, UserWarning)
+    with pytest.warns(ZeroInitializationWarning, match="symmetry|identical"):
+        MLPScratchClassifier(hidden_layer_sizes=(4,), init="zeros", max_iter=2).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZeroInitializationWarning)
+        MLPScratchClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, y)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "logistic"])
+def test_zero_initialized_hidden_units_stay_identical(activation, iris):
+    X, y = iris
+    est = MLPScratchClassifier(hidden_layer_sizes=(6, 5), activation=activation,
+                               init="zeros", max_iter=50, random_state=0)
+    with pytest.warns(ZeroInitializationWarning):
+        est.fit(X, y)
+    for W, b in zip(est.coefs_[:-1], est.intercepts_[:-1]):
+        np.testing.assert_allclose(W, W[:, :1] * np.ones_like(W), rtol=1e-12, atol=0)
+        np.testing.assert_allclose(b, b[0], rtol=1e-12, atol=0)
+    if activation == "logistic":  # sigmoid(0) = 0.5 != 0: the weights did move
+        assert np.abs(est.coefs_[0]).max() > 1e-6
+
+
+def test_wrong_custom_derivative_is_caught_at_fit(iris):
+    class WrongTanh(Activation):
+        def forward(self, z):
+            return np.tanh(z)
+
+        def derivative(self, z):
+            return 1.0 - np.tanh(z)
+
+    X, y = iris
+    with pytest.raises(ValueError, match="derivative"):
+        MLPScratchClassifier(activation=WrongTanh(), max_iter=2).fit(X, y)
+
+
+def test_correct_custom_activation_trains(iris):
+    class Cube(Activation):
+        def forward(self, z):
+            return z ** 3 / 3 + z
+
+        def derivative(self, z):
+            return z ** 2 + 1
+
+    X, y = iris
+    est = MLPScratchClassifier(activation=Cube(), hidden_layer_sizes=(8,),
+                               max_iter=300, random_state=0).fit(X, y)
+    assert est.score(X, y) > 0.9
+
+
+# ---------------------------------------------------------------- model selection
+def test_grid_search_over_activation_objects_and_strings(iris):
+    X, y = iris
+    leaky, prelu = LeakyReLU(negative_slope=0.1), PReLU(0.2)
+    before = [leaky.get_params(), prelu.get_params()]
+    est = MLPScratchClassifier(hidden_layer_sizes=(8,), max_iter=40, random_state=0)
+    search = GridSearchCV(est, {"activation": ["relu", leaky, prelu, "tanh"]}, cv=3)
+    search.fit(X, y)
+    shown = [str(p["activation"]) for p in search.cv_results_["params"]]
+    assert shown == ["relu", "LeakyReLU(negative_slope=0.1)", "PReLU(negative_slope=0.2)",
+                     "tanh"]
+    assert "LeakyReLU(negative_slope=0.1)" in str(search.cv_results_["params"])
+    # the user's objects are the ones in the results, unmutated
+    assert search.cv_results_["params"][1]["activation"] is leaky
+    assert search.cv_results_["params"][2]["activation"] is prelu
+    assert [leaky.get_params(), prelu.get_params()] == before
+    assert est.activation == "relu" and not hasattr(est, "coefs_")
+    assert search.best_estimator_.activation is not leaky
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_grid_search_over_a_nested_activation_parameter(iris):
+    X, y = iris
+    leaky = LeakyReLU()
+    est = MLPScratchClassifier(hidden_layer_sizes=(8,), activation=leaky, max_iter=40,
+                               random_state=0)
+    search = GridSearchCV(est, {"activation__negative_slope": [0.01, 0.1, 0.3]}, cv=3)
+    search.fit(X, y)
+    assert [p["activation__negative_slope"] for p in search.cv_results_["params"]] == [
+        0.01, 0.1, 0.3]
+    assert list(search.cv_results_["param_activation__negative_slope"]) == [0.01, 0.1, 0.3]
+    best = search.best_params_["activation__negative_slope"]
+    assert search.best_estimator_.activation == LeakyReLU(negative_slope=best)
+    assert search.best_estimator_.activations_ == [LeakyReLU(negative_slope=best)]
+    assert leaky.negative_slope == 0.01 and est.activation is leaky
+
+
+def test_fit_does_not_mutate_the_users_objects(iris):
+    X, y = iris
+    prelu = PReLU(0.25)
+    acts = [prelu, LeakyReLU(0.1)]
+    est = MLPScratchClassifier(hidden_layer_sizes=(6, 6), activation=acts, max_iter=30,
+                               random_state=0).fit(X, y)
+    assert est.activation is acts and acts[0] is prelu
+    assert prelu.get_params() == {"negative_slope": 0.25}
+    assert est.activations_ == [PReLU(0.25), LeakyReLU(0.1)]
+    assert est.activations_[0] is not prelu
+
+
+def test_cross_validate_in_a_pipeline(cancer):
+    X, y = load_breast_cancer(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(),
+                         MLPScratchClassifier(hidden_layer_sizes=(10,), max_iter=50,
+                                              random_state=0))
+    result = cross_validate(pipe, X, y, cv=3, scoring=["accuracy", "neg_log_loss"])
+    assert result["test_accuracy"].min() > 0.9
+    assert np.isfinite(result["test_neg_log_loss"]).all()
+
+
+# ---------------------------------------------------------------- class_weight
+def test_balanced_class_weight_raises_minority_recall():
+    X, y = make_classification(n_samples=600, n_features=6, weights=[0.9, 0.1],
+                               class_sep=0.5, flip_y=0, random_state=0)
+    recalls = {}
+    for cw in (None, "balanced"):
+        clf = MLPScratchClassifier(hidden_layer_sizes=(10,), max_iter=100, random_state=0,
+                                   class_weight=cw).fit(X, y)
+        recalls[cw] = recall_score(y, clf.predict(X))
+    assert recalls["balanced"] > recalls[None] + 0.1, recalls
+
+
+def test_class_weight_dict_equals_the_matching_sample_weight(iris):
+    X, y = iris
+    cw = {0: 1.0, 1: 3.0, 2: 0.5}
+    kw = dict(hidden_layer_sizes=(5,), max_iter=20, random_state=0)
+    a = MLPScratchClassifier(class_weight=cw, **kw).fit(X, y)
+    b = MLPScratchClassifier(**kw).fit(X, y, sample_weight=np.vectorize(cw.get)(y))
+    np.testing.assert_allclose(a.coefs_[0], b.coefs_[0], rtol=1e-10)
+    # and it combines multiplicatively with sample_weight
+    sw = np.linspace(0.5, 2, len(y))
+    c = MLPScratchClassifier(class_weight=cw, **kw).fit(X, y, sample_weight=sw)
+    d = MLPScratchClassifier(**kw).fit(X, y, sample_weight=sw * np.vectorize(cw.get)(y))
+    np.testing.assert_allclose(c.coefs_[0], d.coefs_[0], rtol=1e-10)
+
+
+def test_class_weight_in_partial_fit(iris):
+    X, y = iris
+    cw = {0: 1.0, 1: 4.0, 2: 1.0}
+    a = MLPScratchClassifier(hidden_layer_sizes=(5,), class_weight=cw, random_state=0)
+    b = MLPScratchClassifier(hidden_layer_sizes=(5,), random_state=0)
+    for _ in range(3):
+        a.partial_fit(X, y, classes=[0, 1, 2])
+        b.partial_fit(X, y, classes=[0, 1, 2], sample_weight=np.vectorize(cw.get)(y))
+    np.testing.assert_allclose(a.coefs_[0], b.coefs_[0], rtol=1e-10)
+    balanced = MLPScratchClassifier(class_weight="balanced")
+    with pytest.raises(ValueError, match="balanced"):
+        balanced.partial_fit(X, y, classes=[0, 1, 2])
+    assert not hasattr(balanced, "coefs_")
+
+
+# ---------------------------------------------------------------- input formats
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_sparse_input_gives_the_dense_model(fmt, solver):
+    rng = np.random.RandomState(0)
+    X = sp.random(150, 30, density=0.1, random_state=rng, format="csr")
+    y = (X @ rng.standard_normal(30) > 0).astype(int)
+    kw = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=20, batch_size=32,
+              random_state=0)
+    dense = MLPScratchClassifier(**kw).fit(X.toarray(), y)
+    sparse = MLPScratchClassifier(**kw).fit(X.asformat(fmt), y)
+    for Wd, Ws in zip(dense.coefs_ + dense.intercepts_, sparse.coefs_ + sparse.intercepts_):
+        np.testing.assert_allclose(Ws, Wd, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(sparse.predict_proba(X.asformat(fmt)),
+                               dense.predict_proba(X.toarray()), rtol=1e-7)
+    np.testing.assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=1e-9)
+
+
+def _manual_forward(X, coefs, intercepts):
+    a = X
+    for W, b in zip(coefs[:-1], intercepts[:-1]):
+        a = np.maximum(a @ W + b, 0)
+    return a @ coefs[-1] + intercepts[-1]
+
+
+def _regressor_with_loaded_weights():
+    X, y = _regression(shift=0.5)  # identity output: a plain affine last layer
+    reg = MLPScratchRegressor(hidden_layer_sizes=(7,), max_iter=30, random_state=0)
+    reg.fit(X, y)
+    rng = np.random.RandomState(1)
+    coefs = [rng.standard_normal(c.shape) for c in reg.coefs_]
+    intercepts = [rng.standard_normal(b.shape) for b in reg.intercepts_]
+    reg.coefs_, reg.intercepts_ = coefs, intercepts
+    return X, y, reg, [c.copy() for c in coefs], [b.copy() for b in intercepts]
+
+
+def test_loaded_weights_are_used_by_predict():
+    X, _, reg, coefs, intercepts = _regressor_with_loaded_weights()
+    np.testing.assert_allclose(reg.predict(X),
+                               _manual_forward(X, coefs, intercepts).ravel(), rtol=1e-10)
+
+
+def _assert_close_to_loaded(reg, coefs, intercepts):
+    # one epoch of adam with lr 1e-3 moves no weight by more than ~1e-2; the loaded
+    # weights differ from the trained ones by O(1)
+    for got, loaded in zip(reg.coefs_ + reg.intercepts_, coefs + intercepts):
+        assert np.abs(got - loaded).max() < 0.02
+    assert any(np.abs(got - loaded).max() > 0 for got, loaded
+               in zip(reg.coefs_ + reg.intercepts_, coefs + intercepts))
+
+
+def test_loaded_weights_are_used_by_partial_fit():
+    X, y, reg, coefs, intercepts = _regressor_with_loaded_weights()
+    reg.partial_fit(X, y)
+    _assert_close_to_loaded(reg, coefs, intercepts)
+    # and the trained views follow: predict uses the updated weights
+    np.testing.assert_allclose(reg.predict(X),
+                               _manual_forward(X, reg.coefs_, reg.intercepts_).ravel())
+
+
+def test_loaded_weights_are_used_by_warm_started_fit():
+    X, y, reg, coefs, intercepts = _regressor_with_loaded_weights()
+    reg.set_params(warm_start=True, max_iter=1)
+    reg.fit(X, y)
+    _assert_close_to_loaded(reg, coefs, intercepts)
+
+
+def test_loaded_weights_of_the_wrong_shape_raise():
+    X, _, reg, coefs, _ = _regressor_with_loaded_weights()
+    reg.coefs_ = [coefs[0][:, :3], coefs[1]]
+    with pytest.raises(ValueError, match="shapes"):
+        reg.predict(X)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_float32_input_keeps_float32(solver, iris):
+    X, y = iris
+    X32 = X.astype(np.float32)
+    clf = MLPScratchClassifier(hidden_layer_sizes=(5,), solver=solver, max_iter=20,
+                               random_state=0).fit(X32, y)
+    assert all(c.dtype == np.float32 for c in clf.coefs_ + clf.intercepts_)
+    assert clf.predict_proba(X32).dtype == np.float32
+    assert np.isfinite(clf.predict_log_proba(X32)).all()
+    Xr, yr = _regression(shift=0.5)
+    reg = MLPScratchRegressor(hidden_layer_sizes=(5,), solver=solver, max_iter=20,
+                              random_state=0).fit(Xr.astype(np.float32), yr)
+    assert reg.coefs_[0].dtype == np.float32
+    assert reg.predict(Xr.astype(np.float32)).dtype == np.float32
+
+
+def test_dataframe_input_sets_feature_names_in():
+    pd = pytest.importorskip("pandas")
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    clf = MLPScratchClassifier(hidden_layer_sizes=(5,), max_iter=5).fit(X, y)
+    np.testing.assert_array_equal(clf.feature_names_in_, X.columns)
+    assert clf.n_features_in_ == 4
+    assert isinstance(X, pd.DataFrame)
+    with pytest.warns(UserWarning, match="feature names"):
+        clf.predict(X.to_numpy())
+
+
+def test_multilabel_and_multioutput_shapes():
+    X, Y = make_multilabel_classification(80, 6, n_classes=4, random_state=0)
+    clf = MLPScratchClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0)
+    clf.fit(X, Y)
+    assert clf.predict(X).shape == Y.shape
+    assert set(np.unique(clf.predict(X))) <= {0, 1}
+    proba = clf.predict_proba(X)
+    assert proba.shape == Y.shape and ((proba > 0) & (proba < 1)).all()
+    Xr, Yr = _regression(n_outputs=3, shift=0.5)
+    reg = MLPScratchRegressor(hidden_layer_sizes=(8,), max_iter=20, random_state=0)
+    assert reg.fit(Xr, Yr).predict(Xr).shape == (len(Xr), 3)
+    with pytest.warns(DataConversionWarning):  # a column y, as scikit-learn
+        assert reg.fit(Xr, Yr[:, :1]).predict(Xr).shape == (len(Xr),)
+
+
+# ---------------------------------------------------------------- partial_fit
+def test_partial_fit_runs_one_epoch_per_call(iris):
+    X, y = iris
+    clf = MLPScratchClassifier(hidden_layer_sizes=(5,), max_iter=50, random_state=0)
+    with pytest.raises(ValueError, match="classes"):
+        clf.partial_fit(X, y)
+    for call in range(1, 4):
+        clf.partial_fit(X, y, classes=np.unique(y))
+        assert clf.t_ == call * len(y)
+        assert len(clf.loss_curve_) == call
+        assert clf.n_iter_ == 1  # as scikit-learn: the epochs of the last call
+    # the same epochs as fit with max_iter=3 (one full batch: no shuffling)
+    ref = MLPScratchClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+    ref.fit(X, y)
+    np.testing.assert_allclose(clf.loss_curve_, ref.loss_curve_, rtol=1e-12)
+    np.testing.assert_allclose(clf.coefs_[0], ref.coefs_[0], rtol=1e-12)
+
+
+def test_partial_fit_rejects_early_stopping(iris):
+    X, y = iris
+    clf = MLPScratchClassifier(early_stopping=True)
+    with pytest.raises(ValueError, match="^partial_fit does not support "
+                                         r"early_stopping=True$"):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="^partial_fit does not support "
+                                         r"early_stopping=True$"):
+        MLPScratchRegressor(early_stopping=True).partial_fit(X, y)
+
+
+# ---------------------------------------------------------------- early stopping
+@pytest.fixture
+def validation_spy(monkeypatch):
+    """Record the validation split each epoch is scored on."""
+    seen = []
+    original = BaseMLPScratch._record_validation
+
+    def spy(self, X_val, Y_val, sw_val, y_val):
+        seen.append((X_val, y_val))
+        return original(self, X_val, Y_val, sw_val, y_val)
+
+    monkeypatch.setattr(BaseMLPScratch, "_record_validation", spy)
+    return seen
+
+
+@pytest.mark.parametrize("n, n_classes, fraction", [
+    (150, 3, 0.1),   # ceil(0.1 * 150) = 15
+    (40, 5, 0.01),   # the number of classes: 5
+    (60, 2, 0.001),  # at least 2
+    (151, 3, 0.1),   # ceil(15.1) = 16
+])
+def test_early_stopping_validation_split_size(validation_spy, n, n_classes, fraction):
+    X, y = make_classification(n, 6, n_informative=4, n_classes=n_classes,
+                               random_state=0)
+    clf = MLPScratchClassifier(hidden_layer_sizes=(4,), early_stopping=True,
+                               validation_fraction=fraction, max_iter=2, random_state=0)
+    clf.fit(X, y)
+    X_val, y_val = validation_spy[0]
+    expected = max(2, n_classes, math.ceil(fraction * n))
+    assert len(y_val) == expected == X_val.shape[0]
+    counts = np.bincount(y_val, minlength=n_classes)
+    # stratified: every class, in proportion to the data
+    assert counts.min() >= min(1, expected // n_classes)
+    np.testing.assert_allclose(counts, expected * np.bincount(y) / n, atol=1)
+
+
+def test_early_stopping_on_too_little_data_raises():
+    X, y = make_classification(6, 4, n_informative=3, n_redundant=0, n_classes=3,
+                               n_clusters_per_class=1,
+                               random_state=0)
+    with pytest.raises(ValueError, match="n_samples=4"):
+        MLPScratchClassifier(early_stopping=True, max_iter=2).fit(X[:4], y[:4])
+    with pytest.raises(ValueError, match="n_samples=2"):
+        MLPScratchRegressor(early_stopping=True, max_iter=2).fit(X[:2], X[:2, 0])
+
+
+def test_validation_loss_curve_is_the_data_term(validation_spy, iris):
+    X, y = iris
+    for alpha in (0.0, 50.0):
+        clf = MLPScratchClassifier(hidden_layer_sizes=(6,), early_stopping=True,
+                                   n_iter_no_change=1000, max_iter=1, alpha=alpha,
+                                   random_state=0).fit(X, y)
+        # one epoch: the restored best weights are those the validation loss saw
+        X_val, y_val = validation_spy[-1]
+        assert clf.validation_loss_curve_[0] == pytest.approx(
+            log_loss(y_val, clf.predict_proba(X_val)), rel=1e-9)
+    clf.set_params(max_iter=15).fit(X, y)
+    n = clf.n_iter_
+    assert len(clf.validation_loss_curve_) == len(clf.validation_scores_) == n
+    assert len(clf.loss_curve_) == n
+
+
+def test_validation_loss_curve_is_none_without_early_stopping(iris):
+    X, y = iris
+    clf = MLPScratchClassifier(hidden_layer_sizes=(4,), max_iter=3).fit(X, y)
+    assert clf.validation_loss_curve_ is None and clf.validation_scores_ is None
+
+
+# ---------------------------------------------------------------- reporting
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_verbose_prints_one_line_per_epoch(solver, capsys, iris):
+    X, y = iris
+    clf = MLPScratchClassifier(hidden_layer_sizes=(4,), solver=solver, max_iter=7,
+                               verbose=True, random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    lines = re.findall(r"^Iteration (\d+), loss = ([\d.]+)$", out, flags=re.M)
+    assert len(lines) == len(clf.loss_curve_) == clf.n_iter_ == 7
+    assert [int(i) for i, _ in lines] == list(range(1, 8))
+    np.testing.assert_allclose([float(v) for _, v in lines], clf.loss_curve_, atol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_convergence_warning_when_max_iter_is_reached(solver, iris):
+    X, y = iris
+    clf = MLPScratchClassifier(hidden_layer_sizes=(4,), solver=solver, max_iter=3,
+                               random_state=0)
+    with pytest.warns(ConvergenceWarning, match="3"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 3
+
+
+# ---------------------------------------------------------------- metadata routing
+def test_sample_weight_is_routed_through_pipeline_and_grid_search(iris):
+    X, y = iris
+    sw = np.where(y == 1, 5.0, 0.5)
+    with sklearn.config_context(enable_metadata_routing=True):
+        mlp = MLPScratchClassifier(hidden_layer_sizes=(5,), max_iter=30, random_state=0)
+        pipe = make_pipeline(StandardScaler().set_fit_request(sample_weight=False),
+                             mlp.set_fit_request(sample_weight=True)
+                             .set_score_request(sample_weight=True))
+        search = GridSearchCV(pipe, {"mlpscratchclassifier__alpha": [1e-4]}, cv=3)
+        search.fit(X, y, sample_weight=sw)
+        direct = clone(mlp).fit(StandardScaler().fit_transform(X), y, sample_weight=sw)
+        unweighted = clone(mlp).fit(StandardScaler().fit_transform(X), y)
+    assert not sklearn.get_config()["enable_metadata_routing"]
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    routed = search.best_estimator_[-1]
+    np.testing.assert_allclose(routed.coefs_[0], direct.coefs_[0], rtol=1e-10)
+    assert not np.allclose(routed.coefs_[0], unweighted.coefs_[0])
