@@ -20,7 +20,9 @@ from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor, ZeroInitializationWarning
+from sknn_scratch import (
+    MLPScratchClassifier, MLPScratchRegressor, ZeroInitializationWarning,
+)
 from sknn_scratch._base import BaseMLPScratch
 from sknn_scratch.activations import Activation, LeakyReLU, PReLU, Tanh
 
@@ -30,12 +32,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 @pytest.fixture(scope="module")
 def iris():
     X, y = load_iris(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
-
-
-@pytest.fixture(scope="module")
-def cancer():
-    X, y = load_breast_cancer(return_X_y=True)
     return StandardScaler().fit_transform(X), y
 
 
@@ -153,7 +149,7 @@ def test_output_bias_starts_at_the_inverse_link_of_the_weighted_mean(iris):
     assert expit(logit(p)) == pytest.approx(p)
 
 
-# ---------------------------------------------------------------- 4.5 zero initialization
+# ------------------------------------------------------------ 4.5 zero initialization
 def test_zero_initialization_warns_with_a_user_warning(iris):
     X, y = iris
     assert issubclass(ZeroInitializationWarning, UserWarning)
@@ -254,8 +250,8 @@ def test_fit_does_not_mutate_the_users_objects(iris):
     assert est.activations_[0] is not prelu
 
 
-def test_cross_validate_in_a_pipeline(cancer):
-    X, y = load_breast_cancer(return_X_y=True)
+def test_cross_validate_in_a_pipeline():
+    X, y = load_breast_cancer(return_X_y=True)  # unscaled: the pipeline scales
     pipe = make_pipeline(StandardScaler(),
                          MLPScratchClassifier(hidden_layer_sizes=(10,), max_iter=50,
                                               random_state=0))
@@ -316,7 +312,8 @@ def test_sparse_input_gives_the_dense_model(fmt, solver):
               random_state=0)
     dense = MLPScratchClassifier(**kw).fit(X.toarray(), y)
     sparse = MLPScratchClassifier(**kw).fit(X.asformat(fmt), y)
-    for Wd, Ws in zip(dense.coefs_ + dense.intercepts_, sparse.coefs_ + sparse.intercepts_):
+    for Wd, Ws in zip(dense.coefs_ + dense.intercepts_,
+                      sparse.coefs_ + sparse.intercepts_):
         np.testing.assert_allclose(Ws, Wd, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(sparse.predict_proba(X.asformat(fmt)),
                                dense.predict_proba(X.toarray()), rtol=1e-7)
