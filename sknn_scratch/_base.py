@@ -100,26 +100,36 @@ class BaseMLPScratch(BaseEstimator):
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start
                                                      and not incremental)
-        X, Y, sw, y_orig = self._validate_training_data(X, y, sample_weight,
-                                                       incremental, first_pass, classes)
-        if first_pass:
-            config = self._resolve_configuration(X, Y, sw)
-        else:
-            config = None
-            self._check_continuation(X, Y)
-        self._check_targets(Y, self._network.activations[-1] if config is None
-                            else config[0].activations[-1])
-        # nothing above touched the model: a bad batch leaves it exactly as it was
+        saved = dict(self.__dict__)
+        try:
+            X, Y, sw, y_orig = self._validate_training_data(
+                X, y, sample_weight, incremental, first_pass, classes)
+            if first_pass:
+                config = self._resolve_configuration(X, Y, sw)
+            else:
+                config = None
+                self._check_continuation(X, Y)
+            self._check_targets(Y, self._network.activations[-1] if config is None
+                                else config[0].activations[-1])
+            if config is None:
+                self._sync_params()
+        except Exception:
+            # validation of a refit may already have reset n_features_in_ / classes_:
+            # undo that, so a bad call leaves a fitted model exactly as it was
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
         if config is not None:
             self._initialize(*config, X, Y, sw)
-        else:
-            self._sync_params()
         self._random_state = check_random_state(self.random_state)
         try:
-            if self.solver == "lbfgs":
-                self._fit_lbfgs(X, Y, sw)
-            else:
-                self._fit_stochastic(X, Y, sw, y_orig, incremental)
+            # overflow while diverging is detected after each epoch and reported as a
+            # ConvergenceWarning or ValueError naming the cause, not as numpy noise
+            with np.errstate(over="ignore", invalid="ignore"):
+                if self.solver == "lbfgs":
+                    self._fit_lbfgs(X, Y, sw)
+                else:
+                    self._fit_stochastic(X, Y, sw, y_orig, incremental)
         finally:
             self._network._work = None  # batch buffers: not worth keeping or pickling
         return self
@@ -274,8 +284,10 @@ class BaseMLPScratch(BaseEstimator):
             batch_size = n
         self._best_params = self._params.copy()
         self._last_finite = self._params.copy()
+        self._epoch_start = self._params.copy()
         self.n_iter_ = 0
         for _ in range(self.max_iter):
+            np.copyto(self._epoch_start, self._params)
             self.loss_ = self._run_epoch(X, Y, sw, batch_size)
             self.n_iter_ += 1
             self.t_ += n
@@ -294,7 +306,7 @@ class BaseMLPScratch(BaseEstimator):
                 "and the optimization hasn't converged yet.", ConvergenceWarning)
         if self.early_stopping:
             self._params[...] = self._best_params
-        del self._best_params, self._last_finite
+        del self._best_params, self._last_finite, self._epoch_start
 
     def _run_epoch(self, X, Y, sw, batch_size):
         """One pass over the data in mini-batches; returns the mean batch objective."""
@@ -313,24 +325,26 @@ class BaseMLPScratch(BaseEstimator):
         return total / n
 
     def _diverged(self, val):
-        """Stop on a non-finite loss or weights; keep the last finite weights."""
-        finite = math.isfinite(self.loss_) and np.isfinite(self._params).all()
-        if finite:
-            self._last_finite[...] = self._params
-            return False
+        """Stop on a non-finite loss or weights; keep the latest weights of finite loss."""
+        if math.isfinite(self.loss_):
+            # the epoch's loss was evaluated at the weights it started from, not at
+            # those it ended with: the start is the latest point known to be finite
+            self._last_finite, self._epoch_start = self._epoch_start, self._last_finite
+            if np.isfinite(self._params).all() and _finite_state(self._optimizer):
+                return False
         if val is not None:  # record the epoch, as promised
             self.validation_scores_.append(-np.inf)
             self.validation_loss_curve_.append(np.inf)
         self._params[...] = self._last_finite
         self._optimizer = None  # its moments hold the non-finite values
-        if not any(math.isfinite(loss) for loss in self.loss_curve_[:-1]):
+        if not any(math.isfinite(loss) for loss in self.loss_curve_):
             raise ValueError(_NONFINITE_MSG)
         warnings.warn(
-            f"Training diverged at epoch {self.n_iter_}: the loss became "
-            f"{self.loss_}. The learning rate (learning_rate_init="
-            f"{self.learning_rate_init}) is likely too high, or the input is not "
-            "scaled (try StandardScaler). The last weights with a finite loss were "
-            "kept.", ConvergenceWarning)
+            f"Training diverged at epoch {self.n_iter_}: the loss, the weights or the "
+            f"optimizer state became non-finite (loss {self.loss_}). The learning rate "
+            f"(learning_rate_init={self.learning_rate_init}) is likely too high, or "
+            "the input is not scaled (try StandardScaler). The last weights with a "
+            "finite loss were kept.", ConvergenceWarning)
         return True
 
     def _no_improvement(self, val):
@@ -396,15 +410,27 @@ class BaseMLPScratch(BaseEstimator):
             loss = net.loss_grad(params, X, Y, sw, self.alpha, grad)
             return loss, grad.astype(np.float64)
 
+        x0 = params.astype(np.float64)
+        last_finite = []  # the latest iterate with a finite loss, as [x, loss]
+
         def on_iteration(x, loss):
             self.loss_curve_.append(float(loss))
+            if math.isfinite(loss) and np.isfinite(x).all():
+                last_finite[:] = [np.array(x), float(loss)]
             if self.verbose:
                 print(f"Iteration {len(self.loss_curve_)}, loss = {loss:.8f}")
 
-        result = lbfgs(fun, params.astype(np.float64), self.max_iter, self.max_fun,
-                       self.tol, on_iteration)
+        result = lbfgs(fun, x0.copy(), self.max_iter, self.max_fun, self.tol,
+                       on_iteration)
         if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
-            raise ValueError(_NONFINITE_MSG)
+            if not last_finite:
+                params[...] = x0  # leave the weights as they were, not NaN
+                raise ValueError(_NONFINITE_MSG)
+            warnings.warn(
+                f"lbfgs diverged: the loss became {result.fun}. The input is likely "
+                "not scaled (try StandardScaler). The last weights with a finite loss "
+                "were kept.", ConvergenceWarning)
+            result.x, result.fun = last_finite
         params[...] = result.x
         self.n_iter_ = min(int(result.nit), self.max_iter)
         self.t_ += X.shape[0] * self.n_iter_
@@ -428,7 +454,14 @@ class BaseMLPScratch(BaseEstimator):
             X = X.astype(dtype)
         coefs = [np.asarray(c, dtype) for c in self.coefs_]
         intercepts = [np.asarray(b, dtype) for b in self.intercepts_]
-        return self._network.predict(X, coefs, intercepts, self._slopes)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self._network.predict(X, coefs, intercepts, self._slopes)
+        if not np.isfinite(out).all():  # never hand back NaN or inf silently
+            raise ValueError(
+                "The network output is not finite for this X: its values are too large "
+                f"for the fitted weights (or for {dtype.name}), or coefs_ / intercepts_ "
+                "hold non-finite values. Scale X as the training data was scaled.")
+        return out
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -481,6 +514,12 @@ def _check_custom_derivative(act, tol=1e-4):
             f"its forward (worst relative error {err:.3g} > {tol:g}). Check that "
             f"derivative(z) returns dg/dz elementwise."
         )
+
+
+def _finite_state(optimizer):
+    """False when a moment of the optimizer overflowed (e.g. Adam's squared gradients)."""
+    return all(np.isfinite(v).all() for k, v in vars(optimizer).items()
+               if isinstance(v, np.ndarray) and not k.startswith("_"))
 
 
 def _read_only(a):

@@ -162,6 +162,9 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
                     "balance of one batch is not that of the data. Pass a dict computed "
                     "with sklearn.utils.class_weight.compute_class_weight instead.")
             cw = compute_sample_weight(self.class_weight, y).astype(X.dtype)
+            if not (np.isfinite(cw).all() and cw.min() >= 0):
+                raise ValueError(f"class_weight must give finite, non-negative weights, "
+                                 f"got {self.class_weight!r}.")
             sw = cw if sw is None else sw * cw
         _check_weight_sum(sw)
         if first_pass:
@@ -175,7 +178,13 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
             if incremental and classes is None:
                 raise ValueError("classes must be passed on the first call to "
                                  "partial_fit.")
-            return LabelBinarizer().fit(classes if incremental else y)
+            binarizer = LabelBinarizer().fit(classes if incremental else y)
+            unseen = np.setdiff1d(unique_labels(y), binarizer.classes_)
+            if len(unseen):
+                raise ValueError(f"`y` has labels {unseen} that are not in `classes` "
+                                 f"{binarizer.classes_}: the first call to partial_fit "
+                                 "must list every class of the data in `classes`.")
+            return binarizer
         labels = unique_labels(y)
         if classes is not None and not np.array_equal(unique_labels(classes),
                                                       self.classes_):

@@ -99,7 +99,8 @@ class PoissonDeviance(Loss):
 
     def _row_losses(self, y, a):
         a = np.maximum(a, np.finfo(a.dtype).tiny)
-        return (xlogy(y, y / a) - y + a).sum(axis=1)
+        with np.errstate(over="ignore"):  # a sum beyond the float range is inf, as due
+            return (xlogy(y, y / a) - y + a).sum(axis=1)
 
 
 LOSSES = {cls.name: cls for cls in (SquaredError, BinaryCrossEntropy,
