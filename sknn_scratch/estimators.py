@@ -54,7 +54,10 @@ _COMMON_DOC = """
 
 
 def _is_stochastic(est):
-    return est.solver in ("sgd", "adam")
+    if est.solver not in ("sgd", "adam"):  # the message available_if passes on
+        raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                             f"{est.solver!r} is not stochastic.")
+    return True
 
 
 class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):

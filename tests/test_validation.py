@@ -1,0 +1,322 @@
+"""Every bad input to fit, partial_fit, predict* and score raises a clear error (SPEC 6).
+
+Each family is one parametrized test; the expected message names the parameter or the
+problem, so a test passes only for the right error, not for any ValueError.
+"""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
+
+RNG = np.random.RandomState(0)
+X = RNG.randn(30, 3)
+Y_CLS = np.arange(30) % 3
+Y_REG = X @ np.array([1.0, -2.0, 0.5])
+SMALL = dict(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+
+
+def _with(X, i, j, value):
+    X = np.array(X, dtype=float)
+    X[i, j] = value
+    return X
+
+
+def _estimators():
+    return [
+        pytest.param(MLPScratchClassifier, Y_CLS, id="classifier"),
+        pytest.param(MLPScratchRegressor, Y_REG, id="regressor"),
+    ]
+
+
+def _quiet_fit(est, X, y, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X, y, **kw)
+
+
+@pytest.fixture(scope="module", params=["classifier", "regressor"])
+def fitted(request):
+    Est, y = {"classifier": (MLPScratchClassifier, Y_CLS),
+              "regressor": (MLPScratchRegressor, Y_REG)}[request.param]
+    return _quiet_fit(Est(**SMALL), X, y), y
+
+
+BAD_X = [
+    ("nan", lambda: _with(X, 0, 0, np.nan), "Input X contains NaN"),
+    ("inf", lambda: _with(X, 1, 2, np.inf), "Input X contains infinity"),
+    ("-inf", lambda: _with(X, 1, 2, -np.inf), "Input X contains infinity"),
+    ("empty", lambda: X[:0], r"0 sample\(s\)"),
+    ("no features", lambda: X[:, :0], r"0 feature\(s\)"),
+    ("1-D", lambda: X[:, 0], "Expected 2D array, got 1D array"),
+    ("3-D", lambda: X[:, :, None], "Found array with dim 3"),
+    ("strings", lambda: np.full(X.shape, "a"), "could not convert string to float"),
+    ("objects", lambda: np.full(X.shape, "a", dtype=object),
+     "could not convert string to float"),
+    ("complex", lambda: X + 1j, "Complex data not supported"),
+]
+
+
+@pytest.mark.parametrize("Est, y", _estimators())
+@pytest.mark.parametrize("make_X, match", [pytest.param(f, m, id=i) for i, f, m in BAD_X])
+def test_fit_rejects_bad_X(Est, y, make_X, match):
+    Xb = make_X()
+    n = Xb.shape[0] if Xb.ndim else 0
+    with pytest.raises(ValueError, match=match):
+        Est(**SMALL).fit(Xb, y[:n] if n else y[:0])
+
+
+@pytest.mark.parametrize("Est, y", _estimators())
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_rejects_mismatched_lengths(Est, y, method):
+    kw = {"classes": np.unique(Y_CLS)} if Est is MLPScratchClassifier and \
+        method == "partial_fit" else {}
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        getattr(Est(**SMALL), method)(X, y[:-1], **kw)
+
+
+BAD_Y = [
+    (MLPScratchRegressor, lambda: _with(Y_REG[:, None], 3, 0, np.nan).ravel(),
+     "Input y contains NaN"),
+    (MLPScratchRegressor, lambda: _with(Y_REG[:, None], 3, 0, np.inf).ravel(),
+     "Input y contains infinity"),
+    (MLPScratchRegressor, lambda: np.full(30, "a"), "could not convert string to float"),
+    (MLPScratchRegressor, lambda: Y_REG + 1j, "Complex data not supported"),
+    (MLPScratchClassifier, lambda: _with(Y_CLS[:, None], 3, 0, np.nan).ravel(),
+     "Input y contains NaN"),
+    (MLPScratchClassifier, lambda: Y_REG, "Unknown label type: continuous"),
+]
+
+
+@pytest.mark.parametrize("Est, make_y, match", BAD_Y)
+def test_fit_rejects_bad_y(Est, make_y, match):
+    with pytest.raises(ValueError, match=match):
+        Est(**SMALL).fit(X, make_y())
+
+
+BAD_WEIGHTS = [
+    ("negative", -np.ones(30), "Negative values in data passed to `sample_weight`"),
+    ("nan", _with(np.ones((30, 1)), 4, 0, np.nan).ravel(),
+     "Input sample_weight contains NaN"),
+    ("inf", _with(np.ones((30, 1)), 4, 0, np.inf).ravel(),
+     "Input sample_weight contains infinity"),
+    ("too short", np.ones(29), r"sample_weight.shape == \(29,\), expected \(30,\)"),
+    ("2-D", np.ones((30, 2)), "Sample weights must be 1D array or scalar"),
+    ("all zero", np.zeros(30), "at least one non-zero|sum to zero"),
+    ("complex", np.ones(30) + 1j, "Complex data not supported"),
+]
+
+
+@pytest.mark.parametrize("Est, y", _estimators())
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize("sw, match", [pytest.param(w, m, id=i) for i, w, m in BAD_WEIGHTS])
+def test_rejects_bad_sample_weight(Est, y, method, sw, match):
+    kw = {"classes": np.unique(Y_CLS)} if Est is MLPScratchClassifier and \
+        method == "partial_fit" else {}
+    with pytest.raises(ValueError, match=match):
+        getattr(Est(**SMALL), method)(X, y, sample_weight=sw, **kw)
+
+
+def _predict_calls(est, y):
+    calls = {"predict": lambda Xp: est.predict(Xp),
+             "score": lambda Xp: est.score(Xp, y[:len(Xp)])}
+    if isinstance(est, MLPScratchClassifier):
+        calls["predict_proba"] = lambda Xp: est.predict_proba(Xp)
+        calls["predict_log_proba"] = lambda Xp: est.predict_log_proba(Xp)
+    return calls
+
+
+BAD_X_PREDICT = BAD_X + [
+    ("too few features", lambda: X[:, :2],
+     "X has 2 features, but MLPScratch(Classifier|Regressor) is expecting 3"),
+    ("too many features", lambda: np.hstack([X, X]),
+     "X has 6 features, but MLPScratch(Classifier|Regressor) is expecting 3"),
+]
+
+
+@pytest.mark.parametrize("make_X, match",
+                         [pytest.param(f, m, id=i) for i, f, m in BAD_X_PREDICT])
+def test_predict_and_score_reject_bad_X(fitted, make_X, match):
+    est, y = fitted
+    for name, call in _predict_calls(est, y).items():
+        with pytest.raises(ValueError, match=match):
+            call(make_X())
+
+
+def test_score_rejects_mismatched_y(fitted):
+    est, y = fitted
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        est.score(X, y[:-1])
+
+
+@pytest.mark.parametrize("Est, y", _estimators())
+def test_unfitted_estimator_raises_not_fitted(Est, y):
+    est = Est(**SMALL)
+    for name, call in _predict_calls(est, y).items():
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            call(X)
+
+
+# ----------------------------------------------------------------- partial_fit family
+def _classifier_pf():
+    est = MLPScratchClassifier(**SMALL)
+    return est.partial_fit(X, Y_CLS, classes=[0, 1, 2])
+
+
+BAD_PARTIAL_FIT = [
+    ("no classes on first call", lambda: MLPScratchClassifier(**SMALL),
+     lambda est: est.partial_fit(X, Y_CLS), ValueError, "classes must be passed"),
+    ("label outside classes on first call", lambda: MLPScratchClassifier(**SMALL),
+     lambda est: est.partial_fit(X, Y_CLS, classes=[0, 1]), ValueError,
+     re.escape("`y` has labels [2] that are not in `classes`")),
+    ("unseen label later", _classifier_pf,
+     lambda est: est.partial_fit(X, Y_CLS + 1), ValueError,
+     "`y` has classes not in `self.classes_`"),
+    ("classes changed", _classifier_pf,
+     lambda est: est.partial_fit(X, Y_CLS, classes=[0, 1, 2, 3]), ValueError,
+     "is not the same as on the first call"),
+    ("balanced class_weight",
+     lambda: MLPScratchClassifier(class_weight="balanced", **SMALL),
+     lambda est: est.partial_fit(X, Y_CLS, classes=[0, 1, 2]), ValueError,
+     "class_weight='balanced' is not supported by partial_fit"),
+    ("early_stopping", lambda: MLPScratchRegressor(early_stopping=True, **SMALL),
+     lambda est: est.partial_fit(X, Y_REG), ValueError,
+     re.escape("partial_fit does not support early_stopping=True")),
+    ("wrong n_features later", _classifier_pf,
+     lambda est: est.partial_fit(X[:, :2], Y_CLS), ValueError,
+     "X has 2 features, but MLPScratchClassifier is expecting 3"),
+    ("wrong n_outputs later",
+     lambda: MLPScratchRegressor(**SMALL).partial_fit(X, Y_REG),
+     lambda est: est.partial_fit(X, np.c_[Y_REG, Y_REG]), ValueError,
+     "y has 2 outputs but the model was fitted with 1"),
+    ("negative target after non-negative",
+     lambda: MLPScratchRegressor(**SMALL).partial_fit(X, np.abs(Y_REG)),
+     lambda est: est.partial_fit(X, Y_REG), ValueError,
+     "y has negative values .* output activation 'relu'"),
+]
+
+
+@pytest.mark.parametrize("make, call, exc, match",
+                         [pytest.param(*c[1:], id=c[0]) for c in BAD_PARTIAL_FIT])
+def test_partial_fit_rejects(make, call, exc, match):
+    est = make()
+    with pytest.raises(exc, match=match):
+        call(est)
+
+
+@pytest.mark.parametrize("Est, y", _estimators())
+def test_partial_fit_not_available_for_lbfgs(Est, y):
+    est = Est(solver="lbfgs")
+    assert not hasattr(est, "partial_fit")
+    with pytest.raises(AttributeError, match="has no attribute 'partial_fit'") as exc:
+        est.partial_fit(X, y)
+    assert "'lbfgs' is not stochastic" in str(exc.value.__cause__)
+
+
+# --------------------------------------------------------------- targets vs output
+@pytest.mark.parametrize("params, match", [
+    (dict(output_activation="relu"), "negative values .* 'relu' can only predict"),
+    (dict(loss="poisson"), "negative values .* 'exp' can only predict"),
+    (dict(output_activation="exp"), "negative values .* 'exp' can only predict"),
+])
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_negative_targets_with_non_negative_output(params, match, method):
+    with pytest.raises(ValueError, match=match):
+        getattr(MLPScratchRegressor(**SMALL, **params), method)(X, Y_REG)
+
+
+@pytest.mark.parametrize("Est, y, params, match", [
+    (MLPScratchClassifier, Y_CLS, dict(output_activation="sigmoid"),
+     "output_activation='sigmoid' does not suit a multi-class target"),
+    (MLPScratchClassifier, Y_CLS % 2, dict(output_activation="softmax"),
+     "output_activation='softmax' does not suit a binary"),
+    (MLPScratchRegressor, Y_REG, dict(output_activation="softmax"),
+     "output_activation='softmax' is for classification"),
+    (MLPScratchRegressor, np.abs(Y_REG), dict(loss="poisson", output_activation="relu"),
+     "loss='poisson' uses the log link"),
+])
+def test_output_activation_incompatible_with_target(Est, y, params, match):
+    with pytest.raises(ValueError, match=match):
+        Est(**SMALL, **params).fit(X, y)
+
+
+# ------------------------------------------------------------------ bad parameters
+BAD_PARAMS = [
+    ("alpha", -1.0), ("solver", "newton"), ("learning_rate", "fast"),
+    ("learning_rate_init", 0.0), ("power_t", -0.5), ("max_iter", 0), ("max_iter", 2.5),
+    ("batch_size", 0), ("batch_size", "big"), ("shuffle", "yes"), ("tol", -1e-3),
+    ("momentum", 1.5), ("nesterovs_momentum", 1.5), ("early_stopping", "no"),
+    ("validation_fraction", 1.0), ("beta_1", 1.0), ("beta_2", -0.1), ("epsilon", 0.0),
+    ("n_iter_no_change", 0), ("max_fun", 0), ("warm_start", "no"),
+    ("random_state", "seed"), ("hidden_layer_sizes", "wide"),
+    ("hidden_layer_sizes", 2.5), ("hidden_layer_sizes", 0),
+]
+
+
+@pytest.mark.parametrize("Est, y", _estimators())
+@pytest.mark.parametrize("param, value", BAD_PARAMS)
+def test_bad_parameter_value_names_parameter(Est, y, param, value):
+    with pytest.raises((ValueError, TypeError), match=f"'{param}' parameter"):
+        Est(**{**SMALL, param: value}).fit(X, y)
+
+
+BAD_SPECS = [
+    ("hidden_layer_sizes", (3, 0), "hidden_layer_sizes must be positive integers"),
+    ("hidden_layer_sizes", (3, -2), "hidden_layer_sizes must be positive integers"),
+    ("activation", "swoosh", r"Invalid activation='swoosh'.*Use one of \["),
+    ("activation", ["relu", "tanh"], "activation has 2 entries but hidden_layer_sizes "
+                                     "has 1 layers"),
+    ("activation", "softmax", "can only be an output activation"),
+    ("init", "gaussian", r"Invalid init='gaussian'.*Use one of \["),
+    ("init", ["he_uniform"], "init has 1 entries but the network has 2 layers"),
+    ("output_activation", "swoosh", "Invalid output_activation='swoosh'"),
+]
+
+
+@pytest.mark.parametrize("Est, y", _estimators())
+@pytest.mark.parametrize("param, value, match", BAD_SPECS)
+def test_bad_component_spec_names_parameter(Est, y, param, value, match):
+    with pytest.raises(ValueError, match=match):
+        Est(**{**SMALL, param: value}).fit(X, y)
+
+
+@pytest.mark.parametrize("class_weight, match", [
+    ("even", "'class_weight' parameter"),
+    ({0: -1.0, 1: 1.0, 2: 1.0}, "class_weight must give finite, non-negative weights"),
+    ({0: np.nan, 1: 1.0, 2: 1.0}, "class_weight must give finite, non-negative weights"),
+    ({0: 0.0, 1: 0.0, 2: 0.0}, "sum to zero"),
+])
+def test_bad_class_weight(class_weight, match):
+    with pytest.raises(ValueError, match=match):
+        MLPScratchClassifier(class_weight=class_weight, **SMALL).fit(X, Y_CLS)
+
+
+def test_early_stopping_on_too_little_data_names_n_samples():
+    est = MLPScratchClassifier(early_stopping=True, **SMALL)
+    with pytest.raises(ValueError, match="n_samples=4"):
+        est.fit(X[:4], Y_CLS[:4])
+
+
+# ------------------------------------------------- a failed refit changes nothing
+@pytest.mark.parametrize("bad_call", [
+    pytest.param(lambda est: est.fit(X[:, :2], Y_CLS % 2, sample_weight=-np.ones(30)),
+                 id="bad sample_weight, other features"),
+    pytest.param(lambda est: est.set_params(output_activation="softmax")
+                 .fit(X[:, :2], Y_CLS % 2), id="bad output activation"),
+    pytest.param(lambda est: est.set_params(activation="swoosh").fit(X, Y_CLS % 2),
+                 id="bad activation"),
+])
+def test_failed_refit_leaves_fitted_classifier_intact(bad_call):
+    est = _quiet_fit(MLPScratchClassifier(**SMALL), X, Y_CLS)
+    params = est.get_params()
+    proba, classes = est.predict_proba(X), est.classes_.copy()
+    with pytest.raises(ValueError):
+        bad_call(est)
+    est.set_params(**params)
+    np.testing.assert_array_equal(est.classes_, classes)
+    assert est.n_features_in_ == 3
+    np.testing.assert_array_equal(est.predict_proba(X), proba)
