@@ -365,6 +365,7 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.target_tags.positive_only = self.loss == "poisson"  # log link: y >= 0
         return tags
 
 
