@@ -102,8 +102,10 @@ class BaseMLPScratch(BaseEstimator):
                                                      and not incremental)
         saved = dict(self.__dict__)
         try:
-            X, Y, sw, y_orig = self._validate_training_data(
-                X, y, sample_weight, incremental, first_pass, classes)
+            # scikit-learn's finiteness check sums X first, which may overflow
+            with np.errstate(over="ignore", invalid="ignore"):
+                X, Y, sw, y_orig = self._validate_training_data(
+                    X, y, sample_weight, incremental, first_pass, classes)
             if first_pass:
                 config = self._resolve_configuration(X, Y, sw)
             else:
@@ -446,8 +448,9 @@ class BaseMLPScratch(BaseEstimator):
     def _forward(self, X):
         """Validated ``X`` through the network with the current coefs_ / intercepts_."""
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
-                          dtype=(np.float64, np.float32))
+        with np.errstate(over="ignore", invalid="ignore"):  # its sum(X) may overflow
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
+                              dtype=(np.float64, np.float32))
         self._check_weight_shapes()
         dtype = self._network.dtype
         if X.dtype != dtype:

@@ -1,0 +1,224 @@
+"""Training that blows up is reported, never silent (SPEC 6).
+
+After at least one finite epoch: a ConvergenceWarning naming the likely cause, the loss
+curve records the bad epoch, the most recent weights with a finite training loss are
+restored and predictions stay finite. With no finite epoch at all: scikit-learn's
+ValueError. No numpy RuntimeWarning leaks out on the way.
+"""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes
+from sklearn.exceptions import ConvergenceWarning
+
+from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
+from sknn_scratch.network import Network
+
+NONFINITE_MSG = re.escape(
+    "Solver produced non-finite parameter weights. The input data may contain large "
+    "values and need to be preprocessed.")
+X_DIAB, Y_DIAB = load_diabetes(return_X_y=True)
+X_DIAB = (X_DIAB - X_DIAB.mean(0)) / X_DIAB.std(0)
+RNG = np.random.RandomState(0)
+X = RNG.randn(60, 4)
+Y_CLS = (X[:, 0] > 0).astype(int)
+Y_REG = X @ np.array([1.0, 2.0, 3.0, 4.0]) * 100
+
+
+@pytest.fixture(autouse=True)
+def runtime_warnings_are_errors():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        yield
+
+
+def _data_loss(est, X, Y):
+    grad = np.empty_like(est._params)
+    return est._network.loss_grad(est._params, X, Y, None, est.alpha, grad)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_high_learning_rate_warns_and_keeps_finite_weights(early_stopping):
+    est = MLPScratchRegressor(solver="sgd", learning_rate_init=10.0, max_iter=50,
+                              hidden_layer_sizes=(10,), random_state=0,
+                              early_stopping=early_stopping)
+    with pytest.warns(ConvergenceWarning,
+                      match=r"diverged.*learning_rate_init=10\.0\) is likely too high"
+                            r".*not scaled"):
+        est.fit(X, Y_REG)
+    assert est.n_iter_ < 50
+    assert len(est.loss_curve_) == est.n_iter_
+    assert not np.isfinite(est.loss_curve_[-1]) or est.n_iter_ > 1
+    assert np.all(np.isfinite(est.loss_curve_[:-1]))
+    if early_stopping:
+        assert len(est.validation_scores_) == est.n_iter_
+        assert est.validation_scores_[-1] == -np.inf
+        assert np.isfinite(est.best_validation_score_)
+    for w in est.coefs_ + est.intercepts_:
+        assert np.isfinite(w).all()
+    assert np.isfinite(est.predict(X)).all()
+    if not early_stopping:  # the kept weights have a finite training loss
+        assert np.isfinite(_data_loss(est, X, Y_REG[:, None]))
+
+
+def test_unscaled_input_warns_and_predicts_finite():
+    """A classifier on input scaled by 1e150: the first epoch is finite, then it blows."""
+    est = MLPScratchClassifier(solver="sgd", max_iter=20, random_state=0,
+                               hidden_layer_sizes=(8,))
+    Xbig = X * 1e150
+    with pytest.warns(ConvergenceWarning, match="StandardScaler"):
+        est.fit(Xbig, Y_CLS)
+    assert np.isfinite(est.loss_curve_[0]) and not np.isfinite(est.loss_curve_[-1])
+    proba = est.predict_proba(Xbig)
+    assert np.isfinite(proba).all() and (proba > 0).all() and (proba < 1).all()
+    assert np.isfinite(est.predict_log_proba(Xbig)).all()
+
+
+def test_adam_moment_overflow_is_reported():
+    """Adam's squared gradients overflow before the loss does: not a silent stall."""
+    est = MLPScratchClassifier(solver="adam", max_iter=50, random_state=0,
+                               hidden_layer_sizes=(8,))
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        est.fit(X * 1e300, Y_CLS)
+    assert est.n_iter_ < 50
+    assert all(np.isfinite(w).all() for w in est.coefs_)
+
+
+def _poison_after(monkeypatch, k):
+    """Patch Network.loss_grad: from call ``k`` on, the loss and gradient are NaN.
+
+    Returns the list of parameter vectors it was called with.
+    """
+    orig, seen = Network.loss_grad, []
+
+    def loss_grad(net, flat, X, Y, sw, alpha, grad):
+        seen.append(np.array(flat))
+        loss = orig(net, flat, X, Y, sw, alpha, grad)
+        if len(seen) >= k:
+            grad[...] = np.nan
+            return np.nan
+        return loss
+
+    monkeypatch.setattr(Network, "loss_grad", loss_grad)
+    return seen
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("bad_epoch", [2, 4])
+def test_restores_weights_of_latest_finite_loss(monkeypatch, solver, bad_epoch):
+    """One batch per epoch: epoch k's loss is J at the weights epoch k started from.
+
+    When epoch k is NaN, the latest weights known to have a finite loss are those
+    epoch k-1 started from -- not the untested weights epoch k-1 ended with.
+    """
+    seen = _poison_after(monkeypatch, bad_epoch)
+    est = MLPScratchRegressor(solver=solver, batch_size=60, max_iter=10, random_state=0,
+                              hidden_layer_sizes=(5,))
+    with pytest.warns(ConvergenceWarning, match=f"diverged at epoch {bad_epoch}"):
+        est.fit(X, Y_REG)
+    assert est.n_iter_ == bad_epoch == len(est.loss_curve_)
+    assert np.isnan(est.loss_curve_[-1])
+    np.testing.assert_array_equal(est._params, seen[bad_epoch - 2])
+
+
+def test_first_epoch_nan_raises(monkeypatch):
+    _poison_after(monkeypatch, 1)
+    with pytest.raises(ValueError, match=NONFINITE_MSG):
+        MLPScratchRegressor(solver="adam", random_state=0).fit(X, Y_REG)
+
+
+def test_lbfgs_divergence_after_finite_iterations_keeps_last_finite(monkeypatch):
+    _poison_after(monkeypatch, 8)
+    est = MLPScratchRegressor(solver="lbfgs", max_iter=100, random_state=0,
+                              hidden_layer_sizes=(5,))
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        est.fit(X_DIAB, Y_DIAB)
+    assert np.isfinite(est.loss_) and len(est.loss_curve_) >= 1
+    assert est.loss_ == pytest.approx(min(c for c in est.loss_curve_ if np.isfinite(c)))
+    monkeypatch.undo()
+    assert np.isfinite(est.predict(X_DIAB)).all()
+    assert _data_loss(est, X_DIAB, Y_DIAB[:, None]) == pytest.approx(est.loss_)
+
+
+def _near_float_max(dtype):
+    big = np.finfo(dtype).max / 4
+    return (np.sign(X) * big).astype(dtype)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_regressor_on_input_near_float_max_raises_sklearn_error(solver, dtype):
+    """No epoch is ever finite: scikit-learn's error (its test_nonfinite_params)."""
+    est = MLPScratchRegressor(solver=solver, max_iter=5, random_state=0)
+    with pytest.raises(ValueError, match=NONFINITE_MSG):
+        est.fit(_near_float_max(dtype), Y_REG)
+
+
+def test_classifier_lbfgs_on_input_near_float_max_raises_sklearn_error():
+    est = MLPScratchClassifier(solver="lbfgs", max_iter=5, random_state=0)
+    with pytest.raises(ValueError, match=NONFINITE_MSG):
+        est.fit(_near_float_max(np.float64), Y_CLS)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_classifier_on_input_near_float_max_warns(solver, dtype):
+    """The clipped log-loss of the saturated initial network is finite, so the first
+    epoch counts as finite: a warning, and the initial weights are kept."""
+    Xbig = _near_float_max(dtype)
+    est = MLPScratchClassifier(solver=solver, max_iter=5, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="diverged at epoch"):
+        est.fit(Xbig, Y_CLS)
+    assert np.isfinite(est.loss_curve_[0])
+    assert all(np.isfinite(w).all() for w in est.coefs_)
+    assert np.isfinite(est.predict_log_proba(Xbig)).all()
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+def test_targets_near_float_max_raise_sklearn_error(solver):
+    with pytest.raises(ValueError, match=NONFINITE_MSG):
+        MLPScratchRegressor(solver=solver, max_iter=5, random_state=0).fit(
+            X, Y_REG * 1e300)
+
+
+def test_lbfgs_failure_leaves_warm_started_weights_as_they_were():
+    est = MLPScratchRegressor(solver="lbfgs", max_iter=30, random_state=0,
+                              warm_start=True, hidden_layer_sizes=(5,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y_REG)
+    coefs = [c.copy() for c in est.coefs_]
+    with pytest.raises(ValueError, match=NONFINITE_MSG):
+        est.fit(X * 1e300, Y_REG)
+    for before, after in zip(coefs, est.coefs_):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_partial_fit_divergence_keeps_the_model_usable():
+    est = MLPScratchRegressor(solver="sgd", learning_rate_init=10.0, random_state=0,
+                              hidden_layer_sizes=(10,))
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        for _ in range(20):
+            est.partial_fit(X, Y_REG)
+    assert all(np.isfinite(w).all() for w in est.coefs_)
+    assert np.isfinite(est.predict(X)).all()
+
+
+@pytest.mark.parametrize("Est, y", [(MLPScratchClassifier, Y_CLS),
+                                    (MLPScratchRegressor, Y_REG)])
+def test_predict_never_returns_non_finite(Est, y):
+    est = Est(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    methods = ["predict"] + (["predict_proba"] if Est is MLPScratchClassifier else [])
+    for method in methods:
+        with pytest.raises(ValueError, match="output is not finite"):
+            getattr(est, method)(np.full((3, 4), 1e308))
+    est.coefs_ = [c.copy() for c in est.coefs_]
+    est.coefs_[0][0, 0] = np.nan
+    with pytest.raises(ValueError, match="coefs_ / intercepts_ hold non-finite"):
+        est.predict(X)
