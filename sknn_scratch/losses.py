@@ -8,8 +8,19 @@ Poisson deviance -- ``dl/dz = a - y`` (times ``g'(z)`` for ReLU), which is why t
 network never forms the Jacobian of softmax.
 """
 
+import functools
+
 import numpy as np
 from scipy.special import xlogy
+
+
+def _inf_on_overflow(method):
+    """A loss beyond the float range is +inf, as it truly is, without a warning."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore"):
+            return method(*args, **kwargs)
+    return wrapper
 
 
 class Loss:
@@ -19,11 +30,13 @@ class Loss:
     #: output activations for which dl/dz = a - y exactly
     canonical = ()
 
+    @_inf_on_overflow
     def value(self, y, a, sw=None):
         """``sum_i w_i l(y_i, a_i)``."""
         rows = self._row_losses(y, a)
         return float(rows.sum() if sw is None else np.dot(sw, rows))
 
+    @_inf_on_overflow
     def value_and_delta(self, y, a, z, activation, sw, delta):
         """Weighted data term; writes ``w_i dl/dz_i`` into ``delta``."""
         loss = self.value(y, a, sw)
@@ -47,12 +60,14 @@ class SquaredError(Loss):
     name = "squared_error"
     canonical = ("identity",)
 
+    @_inf_on_overflow
     def value(self, y, a, sw=None):
         diff = a - y
         if sw is None:
             return 0.5 * float(np.vdot(diff, diff))
         return 0.5 * float(np.dot(sw, np.einsum("ij,ij->i", diff, diff)))
 
+    @_inf_on_overflow
     def value_and_delta(self, y, a, z, activation, sw, delta):
         np.subtract(a, y, out=delta)
         if sw is None:
@@ -99,8 +114,7 @@ class PoissonDeviance(Loss):
 
     def _row_losses(self, y, a):
         a = np.maximum(a, np.finfo(a.dtype).tiny)
-        with np.errstate(over="ignore"):  # a sum beyond the float range is inf, as due
-            return (xlogy(y, y / a) - y + a).sum(axis=1)
+        return (xlogy(y, y / a) - y + a).sum(axis=1)
 
 
 LOSSES = {cls.name: cls for cls in (SquaredError, BinaryCrossEntropy,

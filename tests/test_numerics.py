@@ -1,0 +1,130 @@
+"""No floating-point warning from any activation, loss or softmax for any finite input.
+
+numpy's overflow / invalid / divide-by-zero flags are turned into exceptions, so any
+operation that is not deliberately guarded fails the test; underflow to 0 (exp of a
+very negative number) is exact enough and stays allowed.
+"""
+
+import numpy as np
+import pytest
+
+from sknn_scratch import MLPScratchClassifier, activations
+from sknn_scratch.losses import LOSSES
+
+DTYPES = [np.float64, np.float32]
+ACTIVATION_NAMES = sorted(activations._activations.names())
+
+
+@pytest.fixture(autouse=True)
+def floating_point_errors_raise():
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        yield
+
+
+def _extremes(dtype):
+    info = np.finfo(dtype)
+    values = [info.max, 1e308, 1e38, 1e4, 710.0, 89.0, 50.0, 1.0, info.eps, info.tiny,
+              info.smallest_subnormal, 0.0]
+    values = [v for v in values if v <= float(info.max)]
+    z = np.array(values + [-v for v in values], dtype=dtype)
+    return z.reshape(2, -1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_activation_forward_and_derivative_finite(name, dtype):
+    act = activations.get(name)
+    z = _extremes(dtype)
+    a, d = act.forward(z), act.derivative(z)
+    assert np.isfinite(a).all(), a
+    assert np.isfinite(d).all(), d
+    assert a.dtype == dtype and d.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_activation_training_kernels_finite(name, dtype):
+    act = activations.get(name)
+    z = _extremes(dtype)
+    a = z.copy()
+    delta = np.ones_like(z)
+    if act.learnable:
+        slope = np.full(z.shape[1], 0.25, dtype)
+        act.forward_param_(a, slope)
+        act.backward_param_(delta, z, slope, np.empty_like(slope))
+    else:
+        act.forward_(a)
+        act.backward_(delta, z, a)
+    assert np.isfinite(a).all() and np.isfinite(delta).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_extreme_rows(dtype):
+    big = np.finfo(dtype).max
+    z = np.array([[-big, big, 0], [big, big, big], [-big, -big, -big],
+                  [-big, 0, big], [1e30, -1e30, 0]], dtype=dtype)
+    p = activations.Softmax().forward(z)
+    assert np.isfinite(p).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_allclose(p[1], 1 / 3, rtol=1e-6)
+    assert p[0, 1] == 1 and p[3, 2] == 1
+
+
+PAIRS = [("squared_error", "identity"), ("squared_error", "relu"),
+         ("squared_error", "tanh"), ("binary_log_loss", "sigmoid"),
+         ("log_loss", "softmax"), ("poisson", "exp")]
+
+
+def _targets(loss_name, dtype):
+    if loss_name in ("binary_log_loss", "log_loss"):
+        return np.array([[1, 0], [0, 1]], dtype)
+    return np.array([[3.0, 0.0], [1e3, 2.0]], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss_name, act_name", PAIRS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_loss_and_delta_never_warn_nor_nan(loss_name, act_name, dtype, weighted):
+    """Beyond the float range the loss is +inf, as it truly is; never NaN, no warning."""
+    loss, act = LOSSES[loss_name](), activations.get(act_name)
+    big = np.finfo(dtype).max
+    sw = np.array([0.5, 2.0], dtype) if weighted else None
+    y = _targets(loss_name, dtype)
+    for z0 in (-big, -1e30, -50.0, 0.0, 50.0, 1e30, big):
+        z = np.array([[z0, -z0], [z0, 1.0]], dtype)
+        a = act.forward_(z.copy())
+        delta = np.empty_like(a)
+        value = loss.value_and_delta(y, a, z.copy(), act, sw, delta)
+        assert not np.isnan(value) and value >= 0
+        assert not np.isnan(delta).any()
+        assert loss.value(y, a, sw) == value
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loss_name", ["binary_log_loss", "log_loss"])
+def test_log_loss_finite_at_probability_exactly_0_or_1(loss_name, dtype):
+    loss = LOSSES[loss_name]()
+    y = np.array([[1, 0], [0, 1]], dtype)
+    eps = np.finfo(dtype).eps
+    for a in (np.array([[0, 1], [1, 0]], dtype), np.array([[1, 0], [0, 1]], dtype)):
+        value = loss.value(y, a)
+        assert np.isfinite(value)
+    wrong = loss.value(y, np.array([[0, 1], [1, 0]], dtype))
+    per_label = -np.log(eps) if loss_name == "log_loss" else -2 * np.log(eps)
+    assert wrong == pytest.approx(2 * per_label, rel=1e-6)
+    assert loss.value(y, y) == pytest.approx(0, abs=1e-5)
+
+
+@pytest.mark.parametrize("y", [np.arange(40) % 2, np.arange(40) % 3],
+                         ids=["binary", "multiclass"])
+def test_saturated_classifier_gives_finite_log_proba(y):
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 3)
+    est = MLPScratchClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    with np.errstate(all="ignore"), pytest.warns(Warning):
+        est.fit(X, y)
+    est.coefs_ = [c * 1e6 for c in est.coefs_]  # outputs saturate to exactly 0 and 1
+    proba = est.predict_proba(X)
+    assert proba.min() > 0 and proba.max() < 1
+    assert np.isfinite(est.predict_log_proba(X)).all()
+    assert 0 <= est.score(X, y) <= 1
