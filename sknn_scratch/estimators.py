@@ -7,7 +7,8 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.multiclass import (check_classification_targets, type_of_target,
+                                      unique_labels)
 from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
 
 from . import activations as _act
@@ -181,7 +182,10 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
             if incremental and classes is None:
                 raise ValueError("classes must be passed on the first call to "
                                  "partial_fit.")
-            binarizer = LabelBinarizer().fit(classes if incremental else y)
+            # a multi-label indicator y names its labels by column, as scikit-learn has it
+            multilabel = type_of_target(y).startswith("multilabel")
+            binarizer = LabelBinarizer().fit(classes if incremental and not multilabel
+                                             else y)
             unseen = np.setdiff1d(unique_labels(y), binarizer.classes_)
             if len(unseen):
                 raise ValueError(f"`y` has labels {unseen} that are not in `classes` "
