@@ -1,0 +1,135 @@
+"""Parity with scikit-learn's MLP on the features both have.
+
+The same weights give the same predictions, and from the same weights one full-batch
+SGD step gives the same new weights and the same loss (SPEC 4.2: for single-output
+problems J is scikit-learn's objective). Weights are copied from a fitted scikit-learn
+model into a briefly fitted one of ours (assigned weights are honoured, SPEC 4.1).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import (make_classification, make_multilabel_classification,
+                              make_regression)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.preprocessing import StandardScaler
+
+from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
+
+ACTIVATIONS = ["relu", "tanh", "logistic", "identity"]
+PROBLEMS = ["binary", "multiclass", "multilabel", "regression", "multioutput"]
+TOL = dict(rtol=1e-10, atol=1e-12)
+ALPHA = 0.01
+
+
+def _problem(kind, seed=0, n=60):
+    if kind in ("binary", "multiclass"):
+        X, y = make_classification(n_samples=n, n_features=5, n_informative=3,
+                                   n_classes=2 if kind == "binary" else 3,
+                                   random_state=seed)
+    elif kind == "multilabel":
+        X, y = make_multilabel_classification(n_samples=n, n_features=5, n_classes=3,
+                                              random_state=seed)
+    else:
+        X, y = make_regression(n_samples=n, n_features=5, noise=1.0, random_state=seed,
+                               n_targets=1 if kind == "regression" else 3)
+        y = StandardScaler().fit_transform(y.reshape(n, -1)).squeeze()
+    X = StandardScaler().fit_transform(X)
+    sw = np.random.RandomState(seed).uniform(0.5, 2.0, size=n)
+    return X, y, sw
+
+
+def _pair(kind, activation, n):
+    """scikit-learn's model and ours, set up for the same full-batch plain SGD."""
+    common = dict(hidden_layer_sizes=(5, 4), activation=activation, solver="sgd",
+                  momentum=0.0, batch_size=n, learning_rate_init=0.1, alpha=ALPHA,
+                  max_iter=3, random_state=0)
+    if kind in ("regression", "multioutput"):
+        return MLPRegressor(**common), MLPScratchRegressor(output_activation="identity",
+                                                          **common)
+    return MLPClassifier(**common), MLPScratchClassifier(**common)
+
+
+def _fitted_pair(kind, activation):
+    X, y, sw = _problem(kind)
+    theirs, ours = _pair(kind, activation, X.shape[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs.fit(X, y)
+        ours.fit(X, y)
+    weights = ([c.copy() for c in theirs.coefs_], [b.copy() for b in theirs.intercepts_])
+    _load(ours, weights)
+    return X, y, sw, theirs, ours, weights
+
+
+def _load(est, weights):
+    """Assign copies: each model updates its arrays in place."""
+    est.coefs_ = [c.copy() for c in weights[0]]
+    est.intercepts_ = [b.copy() for b in weights[1]]
+
+
+def _assert_same_weights(ours, theirs):
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, **TOL)
+
+
+@pytest.mark.parametrize("kind", PROBLEMS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_same_weights_same_predictions(activation, kind):
+    X, _, _, theirs, ours, _ = _fitted_pair(kind, activation)
+    assert ours.out_activation_ == theirs.out_activation_
+    if kind in ("regression", "multioutput"):
+        np.testing.assert_allclose(ours.predict(X), theirs.predict(X), **TOL)
+    else:
+        np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), **TOL)
+        np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("kind", PROBLEMS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_one_sgd_step_same_weights_and_loss(activation, kind, weighted):
+    X, y, sw, theirs, ours, weights = _fitted_pair(kind, activation)
+    sw = sw if weighted else None
+    _load(theirs, weights)
+    theirs.partial_fit(X, y, sample_weight=sw)
+    ours.partial_fit(X, y, sample_weight=sw)
+    moved = sum(np.abs(c - w).sum() for c, w in zip(ours.coefs_, weights[0]))
+    assert moved > 1e-3  # a step was taken, so equal weights say something
+    _assert_same_weights(ours, theirs)
+    if kind == "multioutput":
+        # scikit-learn divides the data term (not the L2 term) of its reported loss by
+        # the number of outputs, its gradient not (SPEC 4.2); ours is J throughout
+        penalty = 0.5 * ALPHA * sum((w ** 2).sum() for w in weights[0])
+        penalty /= X.shape[0] if sw is None else sw.sum()
+        k = y.shape[1]
+        assert ours.loss_ == pytest.approx(k * (theirs.loss_ - penalty) + penalty,
+                                           rel=1e-10)
+    else:
+        assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_steps_keep_matching(kind):
+    """Several steps in a row: nothing drifts, including the loss curve."""
+    X, y, sw, theirs, ours, weights = _fitted_pair(kind, "tanh")
+    _load(theirs, weights)
+    for _ in range(5):
+        theirs.partial_fit(X, y, sample_weight=sw)
+        ours.partial_fit(X, y, sample_weight=sw)
+        assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-10)
+    _assert_same_weights(ours, theirs)
+
+
+def test_multilabel_partial_fit_takes_classes_like_sklearn():
+    """A multi-label first partial_fit learns the labels from the indicator's columns."""
+    X, y, _ = _problem("multilabel")
+    theirs = MLPClassifier(solver="sgd", random_state=0).partial_fit(X, y,
+                                                                   classes=[0, 1, 2])
+    ours = MLPScratchClassifier(solver="sgd", random_state=0).partial_fit(
+        X, y, classes=[0, 1, 2])
+    np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+    assert ours.n_outputs_ == theirs.n_outputs_ == 3
+    assert ours.predict(X).shape == y.shape
