@@ -288,6 +288,7 @@ class BaseMLPScratch(BaseEstimator):
         self._last_finite = self._params.copy()
         self._epoch_start = self._params.copy()
         self.n_iter_ = 0
+        diverged = False
         for _ in range(self.max_iter):
             np.copyto(self._epoch_start, self._params)
             self.loss_ = self._run_epoch(X, Y, sw, batch_size)
@@ -296,16 +297,16 @@ class BaseMLPScratch(BaseEstimator):
             self.loss_curve_.append(self.loss_)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-            if self._diverged(val):
-                break
-            if self._no_improvement(val):
-                break
-            if incremental:
+            diverged = self._diverged(val)
+            if diverged or self._no_improvement(val) or incremental:
                 break
         else:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                 "and the optimization hasn't converged yet.", ConvergenceWarning)
+        if not (diverged or incremental or self.early_stopping) and \
+                not self._finite_at_end(X, Y, batch_size):
+            self._restore_last_finite(val)
         if self.early_stopping:
             self._params[...] = self._best_params
         del self._best_params, self._last_finite, self._epoch_start
@@ -334,6 +335,21 @@ class BaseMLPScratch(BaseEstimator):
             self._last_finite, self._epoch_start = self._epoch_start, self._last_finite
             if np.isfinite(self._params).all() and _finite_state(self._optimizer):
                 return False
+        self._restore_last_finite(val)
+        return True
+
+    def _finite_at_end(self, X, Y, batch_size):
+        """Whether the loss at the weights of the last update (never evaluated) is finite."""
+        net = self._network
+        coefs, intercepts, slopes = net.unpack(self._params)
+        for start in range(0, X.shape[0], batch_size):
+            out = net.predict(X[start:start + batch_size], coefs, intercepts, slopes)
+            if not math.isfinite(net.loss.value(Y[start:start + batch_size], out)):
+                return False
+        return True
+
+    def _restore_last_finite(self, val):
+        """Go back to the latest weights with a finite loss and say why (or raise)."""
         if val is not None:  # record the epoch, as promised
             self.validation_scores_.append(-np.inf)
             self.validation_loss_curve_.append(np.inf)
@@ -343,11 +359,10 @@ class BaseMLPScratch(BaseEstimator):
             raise ValueError(_NONFINITE_MSG)
         warnings.warn(
             f"Training diverged at epoch {self.n_iter_}: the loss, the weights or the "
-            f"optimizer state became non-finite (loss {self.loss_}). The learning rate "
-            f"(learning_rate_init={self.learning_rate_init}) is likely too high, or "
-            "the input is not scaled (try StandardScaler). The last weights with a "
-            "finite loss were kept.", ConvergenceWarning)
-        return True
+            "optimizer state became non-finite. The learning rate (learning_rate_init="
+            f"{self.learning_rate_init}) is likely too high, or the input is not "
+            "scaled (try StandardScaler). The last weights with a finite loss were "
+            "kept.", ConvergenceWarning)
 
     def _no_improvement(self, val):
         """scikit-learn's stopping rule; True when training should stop."""

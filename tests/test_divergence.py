@@ -222,3 +222,16 @@ def test_predict_never_returns_non_finite(Est, y):
     est.coefs_[0][0, 0] = np.nan
     with pytest.raises(ValueError, match="coefs_ / intercepts_ hold non-finite"):
         est.predict(X)
+
+
+def test_blow_up_cut_short_by_max_iter_is_caught():
+    """Found by hypothesis: every epoch's loss is finite (at the weights it started
+    from) but the weights of the last update overflow on the training data."""
+    est = MLPScratchRegressor(activation="identity", hidden_layer_sizes=(3,),
+                              max_iter=5, random_state=0, solver="sgd")
+    Xs, ys = np.array([[123, 0]]), np.array([17.64052346])
+    with pytest.warns(ConvergenceWarning, match="diverged at epoch 5"):
+        est.fit(Xs, ys)
+    assert np.all(np.isfinite(est.loss_curve_))
+    assert np.isfinite(est.predict(Xs)).all()
+    assert _data_loss(est, Xs.astype(float), ys[:, None]) == est.loss_curve_[-1]
