@@ -1,0 +1,176 @@
+"""Matplotlib helpers: activations and their derivatives, loss curves, diagnostics.
+
+Needs the ``plot`` extra (``pip install sknn_scratch[plot]``); matplotlib is imported
+when a function is called, never when this module is. Every function takes an optional
+``ax`` and returns the :class:`matplotlib.figure.Figure` it drew on.
+"""
+
+import numpy as np
+
+from . import activations as _act
+
+__all__ = ["plot_activations", "plot_loss_curves", "plot_diagnostics"]
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("Plotting needs matplotlib: pip install "
+                          "'sknn_scratch[plot]'.") from exc
+    return plt
+
+
+def _figure_and_axes(ax, n_panels, figsize):
+    """``(figure, [axes])``: a new row of ``n_panels`` when ``ax`` is None."""
+    if ax is None:
+        fig, axes = _pyplot().subplots(1, n_panels, figsize=figsize, squeeze=False)
+        return fig, list(axes[0])
+    axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+    return axes[0].figure, axes
+
+
+def _default_activations():
+    """One instance of every built-in hidden activation (aliases once)."""
+    classes = dict.fromkeys(type(_act.get(n)) for n in _act._activations.names())
+    return [cls() for cls in classes if not cls.output_only and cls is not _act.Exp]
+
+
+def plot_activations(activations=None, z=None, *, ax=None, annotate=None):
+    """Function and derivative of each activation.
+
+    Parameters
+    ----------
+    activations : list of (str or Activation), optional
+        Default: every built-in hidden activation.
+    z : array-like, optional
+        Points to draw, default ``linspace(-5, 5, 1001)``.
+    ax : Axes or pair of Axes, optional
+        A pair draws ``g`` on the first and ``g'`` on the second; a single Axes draws
+        both, ``g'`` dashed. Default: a new figure with the two panels.
+    annotate : bool, optional
+        Mark ``g'(0)`` and an interior maximum of ``g'`` (e.g. the sigmoid's 0.25 at
+        ``z = 0``). Default: when at most three activations are drawn.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    acts = [_act.get(a) for a in (activations or _default_activations())]
+    z = np.linspace(-5, 5, 1001) if z is None else np.asarray(z, dtype=float)
+    fig, axes = _figure_and_axes(ax, 2, (11, 4.2))
+    ax_g, ax_d = (axes * 2)[:2]
+    annotate = len(acts) <= 3 if annotate is None else annotate
+    same = ax_g is ax_d
+    for act in acts:
+        label = act.name
+        line, = ax_g.plot(z, act.forward(z), label=f"{label}" if not same
+                          else f"{label}: g")
+        deriv = act.derivative(z)
+        ax_d.plot(z, deriv, color=line.get_color(), linestyle="--" if same else "-",
+                  label=f"{label}" if not same else f"{label}: g'")
+        if annotate:
+            _mark_derivative(ax_d, act, z, deriv, line.get_color())
+    ax_g.set_title("g(z)" if not same else "g(z) and g'(z) (dashed)")
+    ax_g.set_xlabel("z")
+    if not same:
+        ax_d.set_title("derivative g'(z)")
+        ax_d.set_xlabel("z")
+    for a in {id(ax_g): ax_g, id(ax_d): ax_d}.values():
+        a.axhline(0, color="0.7", linewidth=0.8, zorder=0)
+        a.axvline(0, color="0.7", linewidth=0.8, zorder=0)
+        a.grid(alpha=0.3)
+        a.legend(fontsize="small")
+    return fig
+
+
+def _mark_derivative(ax, act, z, deriv, color):
+    """Dot and label ``g'(0)``, and the peak of ``g'`` when it lies elsewhere."""
+    d0 = float(act.derivative(np.array([0.0]))[0])
+    ax.plot([0], [d0], "o", color=color)
+    ax.annotate(f"g'(0) = {d0:.3g}", (0, d0), textcoords="offset points",
+                xytext=(6, -12 if d0 > 0.6 else 6), fontsize="small", color=color)
+    peak = int(np.argmax(deriv))
+    on_plateau = np.sum(np.isclose(deriv, deriv[peak], rtol=0, atol=1e-9)) > 1
+    at_edge = peak in (0, len(z) - 1)
+    if not (on_plateau or at_edge or np.isclose(z[peak], 0, atol=1e-6)):
+        ax.plot([z[peak]], [deriv[peak]], "s", color=color)
+        ax.annotate(f"max {deriv[peak]:.3g} at z = {z[peak]:.2f}", (z[peak], deriv[peak]),
+                    textcoords="offset points", xytext=(-30, 8), fontsize="small",
+                    color=color)
+
+
+def plot_loss_curves(estimators, labels=None, *, ax=None, log=False):
+    """Training loss (solid) and validation loss (dashed, if any) against epoch.
+
+    Parameters
+    ----------
+    estimators : fitted estimator, list of them or dict ``{label: estimator}``
+    labels : list of str, optional
+        Default: the dict keys, or ``repr`` of each activation.
+    ax : Axes, optional
+    log : bool, default=False
+        Logarithmic loss axis.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if isinstance(estimators, dict):
+        labels, estimators = list(estimators), list(estimators.values())
+    elif not isinstance(estimators, (list, tuple)):
+        estimators = [estimators]
+    if labels is None:
+        labels = [str(getattr(est, "activation", type(est).__name__))
+                  for est in estimators]
+    fig, (ax,) = _figure_and_axes(ax, 1, (6.5, 4.2))
+    for est, label in zip(estimators, labels):
+        epochs = np.arange(1, len(est.loss_curve_) + 1)
+        line, = ax.plot(epochs, est.loss_curve_, label=f"{label}")
+        val = getattr(est, "validation_loss_curve_", None)
+        if val:
+            ax.plot(epochs[:len(val)], val, linestyle="--", color=line.get_color(),
+                    label=f"{label} (validation)")
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def plot_diagnostics(diagnosis, *, ax=None, title=None):
+    """Dead, saturated and duplicate fractions per hidden layer, as grouped bars.
+
+    The tick of each layer names its activation and the std of its outputs.
+
+    Parameters
+    ----------
+    diagnosis : Diagnosis
+        What :func:`sknn_scratch.diagnostics.diagnose` returns.
+    ax : Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, (ax,) = _figure_and_axes(ax, 1, (1.6 + 1.3 * len(diagnosis), 4.2))
+    x = np.arange(len(diagnosis))
+    kinds = [("dead", "dead_fraction", "tab:red"),
+             ("saturated", "saturated_fraction", "tab:orange"),
+             ("duplicate", "duplicate_fraction", "tab:purple")]
+    width = 0.8 / len(kinds)
+    for k, (label, attr, color) in enumerate(kinds):
+        values = [getattr(r, attr) for r in diagnosis]
+        ax.bar(x + (k - 1) * width, values, width, label=label, color=color)
+    ax.set_xticks(x, [f"layer {r.layer}\n{r.activation.split('(')[0]}\nstd {r.std:.2g}"
+                      for r in diagnosis], fontsize="small")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fraction of units")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return fig
