@@ -221,6 +221,7 @@ class BaseMLPScratch(BaseEstimator):
         self.best_validation_score_ = -np.inf if self.early_stopping else None
         self.best_loss_ = None if self.early_stopping else np.inf
         self._optimizer = None
+        self._kept_finite = None
 
     def _set_views(self):
         self.coefs_, self.intercepts_, slopes = self._network.unpack(self._params)
@@ -248,6 +249,7 @@ class BaseMLPScratch(BaseEstimator):
         self._params = self._network.pack(self.coefs_, self.intercepts_,
                                           getattr(self, "_slopes", None))
         self._set_views()
+        self._kept_finite = None  # new weights: the old fallback no longer applies
 
     def _check_weight_shapes(self):
         net = self._network
@@ -285,7 +287,9 @@ class BaseMLPScratch(BaseEstimator):
                           "It is going to be clipped.")
             batch_size = n
         self._best_params = self._params.copy()
-        self._last_finite = self._params.copy()
+        # partial_fit carries the latest weights of finite loss over to its next call
+        kept = getattr(self, "_kept_finite", None) if incremental else None
+        self._last_finite = self._params.copy() if kept is None else kept
         self._epoch_start = self._params.copy()
         self.n_iter_ = 0
         diverged = False
@@ -309,6 +313,7 @@ class BaseMLPScratch(BaseEstimator):
             self._restore_last_finite(val)
         if self.early_stopping:
             self._params[...] = self._best_params
+        self._kept_finite = self._last_finite if incremental else None
         del self._best_params, self._last_finite, self._epoch_start
 
     def _run_epoch(self, X, Y, sw, batch_size):
@@ -485,6 +490,7 @@ class BaseMLPScratch(BaseEstimator):
         state = self.__dict__.copy()
         state.pop("_params", None)  # coefs_ / intercepts_ hold the values already
         state.pop("_views", None)
+        state.pop("_kept_finite", None)
         return state
 
     def __sklearn_tags__(self):

@@ -235,3 +235,25 @@ def test_blow_up_cut_short_by_max_iter_is_caught():
     assert np.all(np.isfinite(est.loss_curve_))
     assert np.isfinite(est.predict(Xs)).all()
     assert _data_loss(est, Xs.astype(float), ys[:, None]) == est.loss_curve_[-1]
+
+
+def test_partial_fit_recovers_the_latest_finite_weights_of_earlier_calls():
+    """partial_fit does not re-check its last update (a forward pass per call): a model
+    whose weights overflow makes predict raise, and the next partial_fit reports the
+    divergence and goes back to the weights of the latest finite loss, from an
+    earlier call."""
+    est = MLPScratchRegressor(activation="identity", hidden_layer_sizes=(3,),
+                              random_state=0, solver="sgd")
+    Xs, ys = np.array([[123.0, 0.0]]), np.array([17.64052346])
+    seen = []
+    for _ in range(5):
+        seen.append(est._params.copy() if hasattr(est, "_params") else None)
+        est.partial_fit(Xs, ys)
+    assert np.all(np.isfinite(est.loss_curve_))
+    with pytest.raises(ValueError, match="output is not finite"):
+        est.predict(Xs)
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        est.partial_fit(Xs, ys)
+    assert not np.isfinite(est.loss_curve_[-1])
+    np.testing.assert_array_equal(est._params, seen[4])  # the 5th call's start: finite
+    assert np.isfinite(est.predict(Xs)).all()
