@@ -6,3 +6,12 @@ from pathlib import Path
 ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+# The tests fit small networks on small data, where multi-threaded BLAS costs far more
+# in thread hand-offs than it saves (tens of times slower on a busy machine). numpy and
+# scipy each bring their own BLAS: load both, then limit them.
+import scipy.linalg  # noqa: E402,F401
+import scipy.optimize  # noqa: E402,F401
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+threadpool_limits(limits=1, user_api="blas")
