@@ -63,7 +63,8 @@ def _expected_failed_checks(estimator):
                          xfail_strict=True)
 def test_sklearn_estimator_checks(estimator, check):
     name = getattr(check, "func", check).__name__
-    if name == "check_regressor_multioutput" and estimator.get_params().get("loss") == "poisson":
+    poisson = estimator.get_params().get("loss") == "poisson"
+    if name == "check_regressor_multioutput" and poisson:
         _check_poisson_multioutput(estimator)
     else:
         check(estimator)

@@ -296,7 +296,8 @@ CASES = {  # estimator, its keyword arguments, target kind
                                            output_activation="identity"), "real"),
     "relu_output": (MLPScratchRegressor, dict(activation="relu",
                                               output_activation="relu"), "poisson"),
-    "poisson": (MLPScratchRegressor, dict(activation="tanh", loss="poisson"), "poisson"),
+    "poisson": (MLPScratchRegressor, dict(activation="tanh", loss="poisson"),
+                "poisson"),
     "multioutput": (MLPScratchRegressor, dict(activation="relu"), "multioutput"),
 }
 

@@ -59,7 +59,8 @@ def _fitted_pair(kind, activation):
         warnings.simplefilter("ignore", ConvergenceWarning)
         theirs.fit(X, y)
         ours.fit(X, y)
-    weights = ([c.copy() for c in theirs.coefs_], [b.copy() for b in theirs.intercepts_])
+    weights = ([c.copy() for c in theirs.coefs_],
+               [b.copy() for b in theirs.intercepts_])
     _load(ours, weights)
     return X, y, sw, theirs, ours, weights
 
@@ -83,7 +84,8 @@ def test_same_weights_same_predictions(activation, kind):
     if kind in ("regression", "multioutput"):
         np.testing.assert_allclose(ours.predict(X), theirs.predict(X), **TOL)
     else:
-        np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), **TOL)
+        np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X),
+                                   **TOL)
         np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
 
 
@@ -124,7 +126,7 @@ def test_steps_keep_matching(kind):
 
 
 def test_multilabel_partial_fit_takes_classes_like_sklearn():
-    """A multi-label first partial_fit learns the labels from the indicator's columns."""
+    """A first multi-label partial_fit takes its labels from the indicator's columns."""
     X, y, _ = _problem("multilabel")
     theirs = MLPClassifier(solver="sgd", random_state=0).partial_fit(X, y,
                                                                    classes=[0, 1, 2])
