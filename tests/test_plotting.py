@@ -1,0 +1,100 @@
+"""The matplotlib helpers: what they draw, on which axes, and the lazy import."""
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from sklearn.datasets import load_iris  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+
+from sknn_scratch import MLPScratchClassifier  # noqa: E402
+from sknn_scratch.diagnostics import diagnose  # noqa: E402
+from sknn_scratch.plotting import (plot_activations, plot_diagnostics,  # noqa: E402
+                                   plot_loss_curves)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = load_iris(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return {act: MLPScratchClassifier((6, 4), activation=act, max_iter=15,
+                                          early_stopping=True, random_state=0).fit(X, y)
+                for act in ("relu", "tanh")}, X, y
+
+
+def test_importing_the_module_does_not_import_matplotlib():
+    code = ("import sys, sknn_scratch.plotting, sknn_scratch.diagnostics; "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=str(Path(__file__).resolve().parents[1]))
+    assert out.stdout.strip() == "False"
+
+
+def test_plot_activations_draws_function_and_derivative_panels():
+    fig = plot_activations(["sigmoid", "relu"], z=np.linspace(-3, 3, 61))
+    ax_g, ax_d = fig.axes
+    sig_g, relu_g = ax_g.get_lines()[:2]
+    sig_d = ax_d.get_lines()[0]
+    z = sig_g.get_xdata()
+    np.testing.assert_allclose(sig_g.get_ydata(), 1 / (1 + np.exp(-z)))
+    np.testing.assert_allclose(relu_g.get_ydata(), np.maximum(z, 0))
+    assert sig_d.get_ydata().max() == pytest.approx(0.25)
+    # annotate (default for <= 3 activations) marks the sigmoid's g'(0) = 0.25
+    assert any("0.25" in t.get_text() for t in ax_d.texts)
+
+
+def test_plot_activations_default_draws_every_hidden_builtin():
+    fig = plot_activations()
+    labels = {line.get_label() for line in fig.axes[0].get_lines()}
+    assert {"relu", "tanh", "sigmoid", "gelu", "prelu", "elu"} <= labels
+    assert "softmax" not in labels
+    assert not fig.axes[1].texts  # too many curves to annotate by default
+
+
+def test_plot_activations_on_one_given_axes_dashes_the_derivative():
+    fig, ax = plt.subplots()
+    assert plot_activations(["tanh"], ax=ax) is fig
+    g, d = [line for line in ax.get_lines() if line.get_label().startswith("tanh")]
+    assert g.get_linestyle() == "-" and d.get_linestyle() == "--"
+
+
+def test_plot_loss_curves_draws_training_and_validation(fitted):
+    models, _, _ = fitted
+    fig, ax = plt.subplots()
+    assert plot_loss_curves(models, ax=ax, log=True) is fig
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"relu", "relu (validation)", "tanh", "tanh (validation)"}
+    np.testing.assert_allclose(lines["tanh"].get_ydata(), models["tanh"].loss_curve_)
+    np.testing.assert_allclose(lines["relu (validation)"].get_ydata(),
+                               models["relu"].validation_loss_curve_)
+    assert ax.get_yscale() == "log"
+    single = plot_loss_curves(models["relu"])
+    assert len(single.axes[0].get_lines()) == 2
+
+
+def test_plot_diagnostics_draws_one_bar_per_layer_and_kind(fitted):
+    models, X, y = fitted
+    report = diagnose(models["relu"], X, y)
+    fig = plot_diagnostics(report, title="relu")
+    ax = fig.axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    expected = [getattr(r, f) for f in ("dead_fraction", "saturated_fraction",
+                                        "duplicate_fraction") for r in report]
+    assert heights == pytest.approx(expected)
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[0].startswith("layer 1\nReLU") and len(ticks) == 2
+    assert ax.get_title() == "relu"
