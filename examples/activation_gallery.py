@@ -8,7 +8,7 @@ four-fold), its smallest, and where it has vanished (``|g'| < 1 %`` of the peak)
 
 Usage::
 
-    python examples/activation_gallery.py            # writes docs/images/activation_gallery.png
+    python examples/activation_gallery.py   # writes docs/images/activation_gallery.png
     python examples/activation_gallery.py --quick --out /tmp/gallery.png
 """
 
@@ -35,7 +35,7 @@ ACTIVATIONS = [A.Identity(), A.Sigmoid(), A.Tanh(), A.ReLU(), A.LeakyReLU(0.01),
 
 
 def measure(act, z):
-    """``g'(0)``, the extremes of ``g'`` and the share of ``z`` where it has vanished."""
+    """``g'(0)``, the extremes of ``g'``, the share of ``z`` where it has vanished."""
     d = act.derivative(z)
     peak = int(np.argmax(d))
     plateau = np.sum(np.isclose(d, d[peak], rtol=0, atol=1e-9)) > 1
@@ -86,8 +86,8 @@ def main(argv=None):
     last.legend(fontsize="x-small", loc="upper left")
     for ax in axes.flat:
         ax.set_ylim(-1.6, 3.0)
-    fig.suptitle("Built-in activations g(z) (solid) and their derivatives g'(z) (dashed)",
-                 fontsize="x-large")
+    fig.suptitle("Built-in activations g(z) (solid) and their derivatives g'(z) "
+                 "(dashed)", fontsize="x-large")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     fig.savefig(args.out, dpi=80)

@@ -10,7 +10,7 @@ network scores like logistic regression, the non-linear ones far better.
 
 Usage::
 
-    python examples/linear_collapse.py            # writes docs/images/linear_collapse.png
+    python examples/linear_collapse.py      # writes docs/images/linear_collapse.png
     python examples/linear_collapse.py --quick --out /tmp/collapse.png
 """
 
@@ -92,9 +92,9 @@ def main(argv=None):
     W, b = collapse(linear.coefs_, linear.intercepts_)
     one_layer = expit(X_te @ W + b).ravel()
     gap = float(np.max(np.abs(linear.predict_proba(X_te)[:, 1] - one_layer)))
-    n_params = sum(c.size for c in linear.coefs_) + sum(i.size for i in linear.intercepts_)
-    print(f"identity network: {n_params} parameters in {len(linear.coefs_)} layers fold "
-          f"into one layer of {W.size + b.size}")
+    n_params = sum(p.size for p in linear.coefs_ + linear.intercepts_)
+    print(f"identity network: {n_params} parameters in {len(linear.coefs_)} layers "
+          f"fold into one layer of {W.size + b.size}")
     print(f"  W = W1 @ W2 @ W3 @ W4 = {np.round(W.ravel(), 3)}, b = {np.round(b, 3)}")
     print(f"  largest |p_network - p_one_layer| on the test set: {gap:.2e}\n")
 

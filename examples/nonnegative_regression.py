@@ -9,7 +9,7 @@ clipped at 0 after the fact).
 
 Usage::
 
-    python examples/nonnegative_regression.py     # writes docs/images/nonnegative_regression.png
+    python examples/nonnegative_regression.py   # docs/images/nonnegative_regression.png
     python examples/nonnegative_regression.py --quick --out /tmp/nonneg.png
 """
 
@@ -76,7 +76,8 @@ def main(argv=None):
             "mae": float(mean_absolute_error(y_te, p)),
             "mae_at_zero": float(mean_absolute_error(y_te[zero], p[zero])),
         }
-        print(f"{name:<32}{r['n_negative']:>9} / {len(p):<4}{r['min_prediction']:>10.3f}"
+        print(f"{name:<32}{r['n_negative']:>9} / {len(p):<4}"
+              f"{r['min_prediction']:>10.3f}"
               f"{r['r2']:>8.3f}{r['mae']:>8.3f}{r['mae_at_zero']:>15.3f}")
     _plot(y_te, preds, results, args.out)
     return results

@@ -9,7 +9,7 @@ initializers are parameters like any other, so ``cv_results_`` reads well.
 
 Usage::
 
-    python examples/pipeline_cross_validate.py    # writes docs/images/pipeline_cross_validate.png
+    python examples/pipeline_cross_validate.py # docs/images/pipeline_cross_validate.png
     python examples/pipeline_cross_validate.py --quick --out /tmp/pipeline.png
 """
 
@@ -71,7 +71,8 @@ def main(argv=None):
         search = GridSearchCV(make_pipeline(max_iter), grid, cv=cv,
                               scoring="accuracy").fit(X, y)
 
-    print(f"cross_validate, {folds} folds, StandardScaler + MLPScratchClassifier((32,)):")
+    print(f"cross_validate, {folds} folds, StandardScaler + "
+          "MLPScratchClassifier((32,)):")
     summary = {}
     for name in SCORING:
         scores = cv_res[f"test_{name}"]

@@ -17,7 +17,7 @@ of 64), epochs and seed for all. Measured:
 
 Usage::
 
-    python examples/weight_initialization.py      # writes docs/images/weight_initialization.png
+    python examples/weight_initialization.py   # docs/images/weight_initialization.png
     python examples/weight_initialization.py --quick --out /tmp/init.png
 """
 
@@ -46,6 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "..", "docs", "images", "weight_initialization.png")
 INITS = ["zeros", "normal", "glorot_uniform", "he_uniform"]
 DEPTHS = {"shallow": (64,), "deep": (64,) * 6}
+ZEROS_STYLE = {"linestyle": ":", "linewidth": 4}  # visible under the red "normal" line
 
 
 def fit(activation, init, sizes, X, y, epochs):
@@ -58,7 +59,7 @@ def fit(activation, init, sizes, X, y, epochs):
 
 
 def initial_std(est, init, X):
-    """Activation std per hidden layer with freshly drawn weights (loaded into ``est``)."""
+    """Activation std per hidden layer with fresh weights from ``init`` in ``est``."""
     rng = np.random.RandomState(0)
     init = initializers.get(init)
     coefs = [init(*c.shape, rng) for c in est.coefs_]
@@ -122,7 +123,7 @@ def _plot(results, out):
                 acc = results[(act, depth, init)]["test_accuracy"]
                 ax.plot(np.arange(1, len(curve) + 1), curve, color=colors[init],
                         label=f"{init} (test acc {acc:.2f})",
-                        **({"linestyle": ":", "linewidth": 4} if init == "zeros" else {}))
+                        **(ZEROS_STYLE if init == "zeros" else {}))
             ax.set_yscale("log")
             n = len(DEPTHS[depth])
             ax.set_title(f"{act}, {n} hidden layer{'s' * (n > 1)} of 64: training loss")

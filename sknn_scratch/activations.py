@@ -355,7 +355,8 @@ class PReLU(LeakyReLU):
     """Parametric ReLU: a Leaky ReLU whose negative slope is learned, one per unit.
 
     ``g(z) = z if z > 0 else alpha_j z``, with ``alpha_j`` trained with the weights
-    (not L2-regularized) and initialised to ``negative_slope``.
+    by every solver (not L2-regularized) and initialised to ``negative_slope``. A fitted
+    estimator exposes the learned slopes as ``slopes_`` (one array per PReLU layer).
 
     Parameters
     ----------

@@ -176,7 +176,8 @@ def diagnose(estimator, X, y=None):
             activation=repr(act),
             n_units=a.shape[1],
             dead_fraction=float(np.mean(np.all(deriv == 0, axis=0))),
-            saturated_fraction=float(np.mean(vanished.mean(axis=0) >= SATURATION_SHARE)),
+            saturated_fraction=float(np.mean(vanished.mean(axis=0)
+                                             >= SATURATION_SHARE)),
             duplicate_fraction=_duplicate_fraction(np.vstack(incoming).T),
             mean=float(a.mean()),
             std=float(a.std()),

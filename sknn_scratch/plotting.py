@@ -95,9 +95,9 @@ def _mark_derivative(ax, act, z, deriv, color):
     at_edge = peak in (0, len(z) - 1)
     if not (on_plateau or at_edge or np.isclose(z[peak], 0, atol=1e-6)):
         ax.plot([z[peak]], [deriv[peak]], "s", color=color)
-        ax.annotate(f"max {deriv[peak]:.3g} at z = {z[peak]:.2f}", (z[peak], deriv[peak]),
-                    textcoords="offset points", xytext=(-30, 8), fontsize="small",
-                    color=color)
+        ax.annotate(f"max {deriv[peak]:.3g} at z = {z[peak]:.2f}",
+                    (z[peak], deriv[peak]), textcoords="offset points",
+                    xytext=(-30, 8), fontsize="small", color=color)
 
 
 def plot_loss_curves(estimators, labels=None, *, ax=None, log=False):
