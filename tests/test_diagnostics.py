@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.datasets import load_breast_cancer, make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
@@ -284,3 +285,15 @@ def test_slopes_attribute_is_read_only_and_none_for_other_layers(data):
     assert first is None and second.shape == (3,)
     with pytest.raises(ValueError, match="read-only"):
         second[0] = 1.0
+
+
+def test_sparse_input_gives_the_same_diagnosis(data):
+    X, y = data
+    X = np.where(np.abs(X) < 0.5, 0.0, X)
+    est = _fit(MLPScratchClassifier((6, 5), max_iter=5, random_state=0), X, y)
+    dense, sparse = diagnose(est, X, y), diagnose(est, sp.csr_matrix(X), y)
+    for a, b in zip(dense.to_dicts(), sparse.to_dicts()):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key] == (pytest.approx(b[key], rel=1e-10)
+                              if isinstance(a[key], float) else b[key])
