@@ -297,3 +297,12 @@ def test_sparse_input_gives_the_same_diagnosis(data):
         for key in a:
             assert a[key] == (pytest.approx(b[key], rel=1e-10)
                               if isinstance(a[key], float) else b[key])
+
+
+def test_module_docstring_example_runs():
+    import doctest
+
+    import sknn_scratch.diagnostics as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
