@@ -188,8 +188,9 @@ class ReLU(Activation):
         return np.maximum(z, 0, out=z)
 
     def backward_(self, delta, z, a):
-        delta[a <= 0] = 0
-        return delta
+        # a multiply by the mask is branch-free: several times faster than
+        # delta[a <= 0] = 0 on units whose signs look random
+        return np.multiply(delta, a > 0, out=delta)
 
 
 @_activations.register(name="leaky_relu")
@@ -238,8 +239,10 @@ class LeakyReLU(Activation):
     def backward_(self, delta, z, a):
         if self.needs_input:
             return super().backward_(delta, z, a)
-        delta[a <= 0] *= self.negative_slope
-        return delta
+        # g' = slope + (1 - slope) [a > 0], branch-free
+        factor = np.multiply(a > 0, 1 - self.negative_slope, dtype=delta.dtype)
+        factor += self.negative_slope
+        return np.multiply(delta, factor, out=delta)
 
 
 @_activations.register()
@@ -283,9 +286,11 @@ class ELU(Activation):
     def backward_(self, delta, z, a):
         if self.needs_input:
             return super().backward_(delta, z, a)
-        neg = a <= 0
-        delta[neg] *= a[neg] + self.alpha
-        return delta
+        # g' = 1 for a > 0, a + alpha otherwise: min(a, 0) + alpha + (1 - alpha) [a > 0]
+        factor = np.minimum(a, 0)
+        factor += self.alpha
+        factor += np.multiply(a > 0, 1 - self.alpha, dtype=delta.dtype)
+        return np.multiply(delta, factor, out=delta)
 
 
 @_activations.register()

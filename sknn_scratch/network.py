@@ -12,6 +12,8 @@ This module knows nothing of scikit-learn: it takes validated arrays.
 import numpy as np
 import scipy.sparse as sp
 
+from ._blas import AXPY_SCAL
+
 
 class Network:
     """Layer sizes, activations and loss of an MLP, and its passes over a batch.
@@ -87,7 +89,8 @@ class Network:
             A = [np.empty((n_rows, u), self.dtype) if act.needs_input else None
                  for u, act in zip(units, self.activations)]
             D = [np.empty((n_rows, u), self.dtype) for u in units]
-            self._work = (n_rows, Z, A, D)
+            ones = np.ones(n_rows, self.dtype)  # intercept gradients as a GEMV
+            self._work = (n_rows, Z, A, D, ones)
         return self._work[1:]
 
     def loss_grad(self, flat, X, Y, sw, alpha, grad):
@@ -97,7 +100,7 @@ class Network:
         """
         n = X.shape[0]
         coefs, intercepts, slopes = self.unpack(flat)
-        Zs, As, Ds = self._workspace(n)
+        Zs, As, Ds, ones = self._workspace(n)
         Zs, Ds = [z[:n] for z in Zs], [d[:n] for d in Ds]
         As = [z if a is None else a[:n] for z, a in zip(Zs, As)]
         self._forward(X, coefs, intercepts, slopes, Zs, As)
@@ -105,9 +108,11 @@ class Network:
         out_act = self.activations[-1]
         loss = self.loss.value_and_delta(Y, As[-1], Zs[-1], out_act, sw, Ds[-1])
         Ds[-1] *= 1.0 / sw_sum
-        self._backward(X, coefs, slopes, Zs, As, Ds, grad)
+        self._backward(X, coefs, slopes, Zs, As, Ds, ones[:n], grad)
         wflat = flat[:self.n_coefs]
-        grad[:self.n_coefs] += (alpha / sw_sum) * wflat
+        if alpha:
+            axpy = AXPY_SCAL[wflat.dtype][0]
+            axpy(wflat, grad[:self.n_coefs], a=alpha / sw_sum)
         return loss / sw_sum + 0.5 * alpha * float(np.dot(wflat, wflat)) / sw_sum
 
     def _forward(self, X, coefs, intercepts, slopes, Zs, As):
@@ -127,9 +132,8 @@ class Network:
                 act.forward_(As[i])
             a = As[i]
 
-    def _backward(self, X, coefs, slopes, Zs, As, Ds, grad):
+    def _backward(self, X, coefs, slopes, Zs, As, Ds, ones, grad):
         gcoefs, gintercepts, gslopes = self.unpack(grad)
-        ones = np.ones(X.shape[0], self.dtype)
         for i in range(self.n_layers - 1, -1, -1):
             a_prev = X if i == 0 else As[i - 1]
             if sp.issparse(a_prev):
