@@ -12,8 +12,6 @@ This module knows nothing of scikit-learn: it takes validated arrays.
 import numpy as np
 import scipy.sparse as sp
 
-from ._blas import AXPY_SCAL
-
 
 class Network:
     """Layer sizes, activations and loss of an MLP, and its passes over a batch.
@@ -111,8 +109,7 @@ class Network:
         self._backward(X, coefs, slopes, Zs, As, Ds, ones[:n], grad)
         wflat = flat[:self.n_coefs]
         if alpha:
-            axpy = AXPY_SCAL[wflat.dtype][0]
-            axpy(wflat, grad[:self.n_coefs], a=alpha / sw_sum)
+            grad[:self.n_coefs] += wflat * (alpha / sw_sum)
         return loss / sw_sum + 0.5 * alpha * float(np.dot(wflat, wflat)) / sw_sum
 
     def _forward(self, X, coefs, intercepts, slopes, Zs, As):

@@ -9,8 +9,6 @@ rates, and Adam. L-BFGS runs through :func:`scipy.optimize.minimize`.
 import numpy as np
 import scipy.optimize
 
-from ._blas import AXPY_SCAL
-
 
 class SGD:
     """Stochastic gradient descent with momentum.
@@ -32,18 +30,21 @@ class SGD:
 
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` may be overwritten)."""
+        # numpy ufuncs with out=, not scipy's BLAS: scipy ships its own OpenBLAS,
+        # whose threads would spin against numpy's between every two matrix products
         v, lr = self.velocity, self.learning_rate
-        axpy, scal = AXPY_SCAL[params.dtype]
+        grad *= lr
         if self.momentum == 0:
-            axpy(grad, params, a=-lr)
+            params -= grad
             return
-        scal(self.momentum, v)
-        axpy(grad, v, a=-lr)
+        v *= self.momentum
+        v -= grad
         if self.nesterov:  # step = momentum v - lr g
-            axpy(v, params, a=self.momentum)
-            axpy(grad, params, a=-lr)
+            grad *= -1
+            grad += self.momentum * v
+            params += grad
         else:
-            axpy(v, params)
+            params += v
 
     def iteration_ends(self, time_step):
         if self.schedule == "invscaling":
@@ -80,23 +81,26 @@ class Adam:
         self.t = 0
         self.m = np.zeros(n_params, dtype)
         self.v = np.zeros(n_params, dtype)
+        self._tmp = np.empty(n_params, dtype)
 
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` is overwritten)."""
         self.t += 1
-        b1, b2, m, v = self.beta_1, self.beta_2, self.m, self.v
-        axpy, scal = AXPY_SCAL[params.dtype]
-        scal(b1, m)
-        axpy(grad, m, a=1 - b1)
-        scal(b2, v)
+        b1, b2, m, v, tmp = self.beta_1, self.beta_2, self.m, self.v, self._tmp
+        m *= b1
+        np.multiply(grad, 1 - b1, out=tmp)
+        m += tmp
+        v *= b2
         np.multiply(grad, grad, out=grad)
-        axpy(grad, v, a=1 - b2)
+        grad *= 1 - b2
+        v += grad
         self.learning_rate = (self.learning_rate_init * np.sqrt(1 - b2 ** self.t)
                               / (1 - b1 ** self.t))
         np.sqrt(v, out=grad)
         grad += self.epsilon
         np.divide(m, grad, out=grad)
-        axpy(grad, params, a=-self.learning_rate)
+        grad *= self.learning_rate
+        params -= grad
 
     def iteration_ends(self, time_step):
         pass
