@@ -1,6 +1,6 @@
 """sknn_scratch: a multi-layer perceptron from scratch, as scikit-learn estimators."""
 
-from . import activations, initializers
+from . import activations, initializers, parallel
 from ._base import ZeroInitializationWarning
 from .estimators import MLPScratchClassifier, MLPScratchRegressor
 
@@ -8,5 +8,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MLPScratchClassifier", "MLPScratchRegressor", "ZeroInitializationWarning",
-    "activations", "initializers",
+    "activations", "initializers", "parallel",
 ]

@@ -102,6 +102,15 @@ class Adam:
         grad *= self.learning_rate
         params -= grad
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_tmp", None)  # scratch space, not state: a pickle carries m and v only
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._tmp = np.empty_like(self.m)
+
     def iteration_ends(self, time_step):
         pass
 

@@ -1,0 +1,224 @@
+"""Scale-out: models are cheap to pickle; grid searches and cross-validation on joblib's
+loky backend and on a dask cluster give the sequential run's scores to the last bit;
+BLAS threads per worker are limited when workers share the machine."""
+
+import importlib.util
+import pickle
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster, get_task_stream
+from joblib import Parallel, cpu_count, delayed, parallel_config
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validate
+
+from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
+from sknn_scratch.activations import LeakyReLU
+from sknn_scratch.initializers import HeNormal
+from sknn_scratch.parallel import blas_threads, limit_blas_threads
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    keep = np.random.default_rng(0).permutation(len(y))[:450]
+    return X[keep] / 16, y[keep]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two single-threaded worker processes: every fit is pickled, sent and run there."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as local, Client(local) as client:
+        yield local, client
+
+
+def _weights_nbytes(est):
+    return sum(a.nbytes for a in est.coefs_ + est.intercepts_)
+
+
+# --- pickling ------------------------------------------------------------------------
+
+def test_unfitted_pickle_is_small():
+    assert len(pickle.dumps(MLPScratchClassifier())) < 2_000
+    assert len(pickle.dumps(MLPScratchRegressor())) < 2_000
+
+
+# a fitted model carries its weights once (the flat buffer behind coefs_/intercepts_ is
+# not pickled) plus the optimizer state that partial_fit continues from: Adam's two
+# moments, SGD's velocity, nothing for lbfgs; the rest (random state, curves) is small
+@pytest.mark.parametrize("solver, state_copies", [("adam", 2), ("sgd", 1), ("lbfgs", 0)])
+@pytest.mark.parametrize("hidden", [(32,), (128, 64)])
+def test_fitted_pickle_is_weights_plus_optimizer_state(digits, solver, state_copies,
+                                                       hidden):
+    X, y = digits
+    est = MLPScratchClassifier(hidden, solver=solver, max_iter=5,
+                               random_state=0).fit(X, y)
+    size, weights = len(pickle.dumps(est)), _weights_nbytes(est)
+    assert size < (1 + state_copies) * weights + 8_000
+    restored = pickle.loads(pickle.dumps(est))
+    assert np.array_equal(restored.predict_proba(X), est.predict_proba(X))
+    for a, b in zip(restored.coefs_ + restored.intercepts_, est.coefs_ + est.intercepts_):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_pickled_model_continues_partial_fit_identically(digits, solver):
+    X, y = digits
+    est = MLPScratchClassifier((16,), solver=solver, random_state=0)
+    est.partial_fit(X[:200], y[:200], classes=np.unique(y))
+    restored = pickle.loads(pickle.dumps(est))
+    est.partial_fit(X[200:], y[200:])
+    restored.partial_fit(X[200:], y[200:])
+    assert est.loss_ == restored.loss_
+    for a, b in zip(restored.coefs_ + restored.intercepts_, est.coefs_ + est.intercepts_):
+        assert np.array_equal(a, b)
+
+
+# --- identical results on loky and dask ------------------------------------------------
+
+GRID = [
+    {"activation": ["relu", "tanh", LeakyReLU(negative_slope=0.1)],
+     "init": ["auto", "normal", HeNormal()]},
+    {"solver": ["sgd", "lbfgs"], "activation": ["logistic"]},
+]
+
+
+def _search(X, y, n_jobs):
+    est = MLPScratchClassifier((16,), max_iter=15, random_state=0)
+    search = GridSearchCV(est, GRID, cv=StratifiedKFold(3), n_jobs=n_jobs,
+                          return_train_score=True)
+    return search.fit(X, y)
+
+
+def _cross_validate(X, y, n_jobs):
+    est = MLPScratchClassifier((16, 8), activation=LeakyReLU(), early_stopping=True,
+                               max_iter=15, random_state=0)
+    return cross_validate(est, X, y, cv=StratifiedKFold(4), n_jobs=n_jobs,
+                          return_estimator=True, return_train_score=True)
+
+
+@pytest.fixture(scope="module")
+def sequential(digits):
+    X, y = digits
+    return _search(X, y, None), _cross_validate(X, y, None)
+
+
+def _assert_same_search(got, ref):
+    res, exp = got.cv_results_, ref.cv_results_
+    score_keys = [k for k in exp if k.endswith("_score") and "time" not in k]
+    assert {"split0_test_score", "mean_test_score", "rank_test_score"} <= set(score_keys)
+    for key in score_keys:
+        assert np.array_equal(res[key], exp[key]), key
+    assert res["params"] == exp["params"]
+    assert got.best_params_ == ref.best_params_ and got.best_score_ == ref.best_score_
+
+
+def _assert_same_cross_validation(got, ref):
+    for key in ["test_score", "train_score"]:
+        assert np.array_equal(got[key], ref[key]), key
+    for a, b in zip(got["estimator"], ref["estimator"]):
+        assert a.n_iter_ == b.n_iter_ and a.loss_curve_ == b.loss_curve_
+        for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+            assert np.array_equal(wa, wb)
+
+
+def test_loky_reproduces_the_sequential_run(digits, sequential):
+    X, y = digits
+    with parallel_config(backend="loky"):
+        search = _search(X, y, n_jobs=2)
+        cv = _cross_validate(X, y, n_jobs=2)
+    _assert_same_search(search, sequential[0])
+    _assert_same_cross_validation(cv, sequential[1])
+
+
+def test_dask_reproduces_the_sequential_run(digits, sequential, cluster):
+    X, y = digits
+    _, client = cluster
+    with get_task_stream(client) as tasks, parallel_config(backend="dask"):
+        search = _search(X, y, n_jobs=2)
+        cv = _cross_validate(X, y, n_jobs=2)
+    workers = {task["worker"] for task in tasks.data}
+    assert workers == set(client.scheduler_info()["workers"])  # both did fits
+    _assert_same_search(search, sequential[0])
+    _assert_same_cross_validation(cv, sequential[1])
+
+
+# --- BLAS threads per worker -----------------------------------------------------------
+
+def test_loky_workers_share_the_cores():
+    # joblib starts each of its n_jobs loky workers with cores // n_jobs BLAS threads;
+    # the worker imports this package first, so scipy's BLAS is loaded and counted too
+    threads = Parallel(n_jobs=2, backend="loky")(delayed(blas_threads)()
+                                                 for _ in range(4))
+    expected = max(1, cpu_count() // 2)
+    for per_library in threads:
+        assert len(per_library) >= 2  # numpy's and scipy's OpenBLAS
+        assert set(per_library.values()) == {expected}
+
+
+def test_limit_blas_threads_on_a_dask_cluster():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as local, Client(local) as client:
+        assert limit_blas_threads(client, n_threads=2) == dict.fromkeys(
+            client.scheduler_info()["workers"], 2)
+        for per_library in client.run(blas_threads).values():
+            assert len(per_library) >= 2 and set(per_library.values()) == {2}
+        # by default: the cores of the machine shared by its 2 single-threaded workers
+        share = max(1, cpu_count() // 2)
+        assert set(limit_blas_threads(client).values()) == {share}
+        for per_library in client.run(blas_threads).values():
+            assert set(per_library.values()) == {share}
+
+
+@pytest.mark.parametrize("n_threads", [0, -1, 1.5, True, "2"])
+def test_limit_blas_threads_rejects_bad_counts(n_threads):
+    with pytest.raises((ValueError, TypeError), match="n_threads"):
+        limit_blas_threads(client=None, n_threads=n_threads)
+
+
+# --- the example ----------------------------------------------------------------------
+
+def _load_example():
+    path = ROOT / "examples" / "distributed_grid_search.py"
+    spec = importlib.util.spec_from_file_location("distributed_grid_search", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_example_on_a_running_scheduler_matches_a_sequential_search(cluster):
+    local, _ = cluster
+    example = _load_example()
+    result = example.main(["--quick", "--scheduler", local.scheduler_address])
+    pipe, grid, X, y = example.search_space(quick=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = GridSearchCV(pipe, grid, cv=StratifiedKFold(3)).fit(X, y)
+    _assert_same_search(result["search"], ref)
+    assert len(result["ranked"]) == 6 and result["ranked"][0][0] == 1
+    assert set(result["blas_threads"]) == set(local.scheduler_info["workers"])
+
+
+def test_example_starts_its_own_cluster():
+    out = subprocess.run([sys.executable, str(ROOT / "examples" /
+                                              "distributed_grid_search.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "2 workers" in out.stdout and "6 candidates x 3 folds" in out.stdout
+
+
+def test_parallel_module_doctest():
+    import doctest
+
+    from sknn_scratch import parallel
+
+    assert doctest.testmod(parallel).failed == 0
