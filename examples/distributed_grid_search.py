@@ -108,8 +108,8 @@ def main(argv=None):
     print(f"\n{'rank':>4}  {'activation':<30} {'init':<15} CV accuracy")
     for rank, act, init, mean, std in rows:
         print(f"{rank:>4}  {act:<30} {init:<15} {mean:.3f} ± {std:.3f}")
-    print(f"\n{len(rows)} candidates x 3 folds in {elapsed:.1f} s "
-          f"(cluster start included)")
+    started = "" if args.scheduler else " (cluster start included)"
+    print(f"\n{len(rows)} candidates x 3 folds in {elapsed:.1f} s{started}")
     return {"search": search, "ranked": rows, "blas_threads": blas,
             "seconds": elapsed}
 

@@ -4,6 +4,7 @@ BLAS threads per worker are limited when workers share the machine."""
 
 import importlib.util
 import pickle
+import re
 import subprocess
 import sys
 import warnings
@@ -229,3 +230,26 @@ def test_parallel_module_doctest():
     from sknn_scratch import parallel
 
     assert doctest.testmod(parallel).failed == 0
+
+
+# --- the README -----------------------------------------------------------------------
+
+def _readme_python_blocks(section):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    body = re.split(r"^## ", text, flags=re.M)
+    (part,) = [p for p in body if p.startswith(section + "\n")]
+    return re.findall(r"^```python\n(.*?)^```", part, flags=re.S | re.M)
+
+
+def test_readme_scaling_out_runs_against_a_running_scheduler(cluster, monkeypatch):
+    """The section's snippets run as written, the address aside: ours is the fixture's."""
+    local, _ = cluster
+    blocks = _readme_python_blocks("Scaling out")
+    assert len(blocks) == 2 and '"tcp://scheduler:8786"' in blocks[1]
+    namespace = {"__name__": "__readme__"}
+    exec(compile(blocks[0], "README.md [Scaling out, block 1]", "exec"), namespace)
+    loky_result = namespace["search"].cv_results_["mean_test_score"]
+    code = blocks[1].replace("tcp://scheduler:8786", local.scheduler_address)
+    exec(compile(code, "README.md [Scaling out, block 2]", "exec"), namespace)
+    dask_result = namespace["search"].cv_results_["mean_test_score"]
+    assert np.array_equal(loky_result, dask_result)
