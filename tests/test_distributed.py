@@ -37,17 +37,22 @@ def digits():
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Two single-threaded worker processes: every fit is pickled, sent and run there."""
+    """Two single-threaded worker processes: each fit is pickled, sent and run there."""
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as local, Client(local) as client:
         yield local, client
+
+
+def _assert_same_weights(a, b):
+    for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_, strict=True):
+        assert np.array_equal(wa, wb)
 
 
 def _weights_nbytes(est):
     return sum(a.nbytes for a in est.coefs_ + est.intercepts_)
 
 
-# --- pickling ------------------------------------------------------------------------
+# --- pickling -------------------------------------------------------------------------
 
 def test_unfitted_pickle_is_small():
     assert len(pickle.dumps(MLPScratchClassifier())) < 2_000
@@ -57,7 +62,8 @@ def test_unfitted_pickle_is_small():
 # a fitted model carries its weights once (the flat buffer behind coefs_/intercepts_ is
 # not pickled) plus the optimizer state that partial_fit continues from: Adam's two
 # moments, SGD's velocity, nothing for lbfgs; the rest (random state, curves) is small
-@pytest.mark.parametrize("solver, state_copies", [("adam", 2), ("sgd", 1), ("lbfgs", 0)])
+@pytest.mark.parametrize("solver, state_copies",
+                         [("adam", 2), ("sgd", 1), ("lbfgs", 0)])
 @pytest.mark.parametrize("hidden", [(32,), (128, 64)])
 def test_fitted_pickle_is_weights_plus_optimizer_state(digits, solver, state_copies,
                                                        hidden):
@@ -68,8 +74,7 @@ def test_fitted_pickle_is_weights_plus_optimizer_state(digits, solver, state_cop
     assert size < (1 + state_copies) * weights + 8_000
     restored = pickle.loads(pickle.dumps(est))
     assert np.array_equal(restored.predict_proba(X), est.predict_proba(X))
-    for a, b in zip(restored.coefs_ + restored.intercepts_, est.coefs_ + est.intercepts_):
-        assert np.array_equal(a, b)
+    _assert_same_weights(restored, est)
 
 
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
@@ -81,11 +86,10 @@ def test_pickled_model_continues_partial_fit_identically(digits, solver):
     est.partial_fit(X[200:], y[200:])
     restored.partial_fit(X[200:], y[200:])
     assert est.loss_ == restored.loss_
-    for a, b in zip(restored.coefs_ + restored.intercepts_, est.coefs_ + est.intercepts_):
-        assert np.array_equal(a, b)
+    _assert_same_weights(restored, est)
 
 
-# --- identical results on loky and dask ------------------------------------------------
+# --- identical results on loky and dask -----------------------------------------------
 
 GRID = [
     {"activation": ["relu", "tanh", LeakyReLU(negative_slope=0.1)],
@@ -117,7 +121,7 @@ def sequential(digits):
 def _assert_same_search(got, ref):
     res, exp = got.cv_results_, ref.cv_results_
     score_keys = [k for k in exp if k.endswith("_score") and "time" not in k]
-    assert {"split0_test_score", "mean_test_score", "rank_test_score"} <= set(score_keys)
+    assert {"split0_test_score", "mean_test_score", "rank_test_score"} <= {*score_keys}
     for key in score_keys:
         assert np.array_equal(res[key], exp[key]), key
     assert res["params"] == exp["params"]
@@ -129,8 +133,7 @@ def _assert_same_cross_validation(got, ref):
         assert np.array_equal(got[key], ref[key]), key
     for a, b in zip(got["estimator"], ref["estimator"]):
         assert a.n_iter_ == b.n_iter_ and a.loss_curve_ == b.loss_curve_
-        for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
-            assert np.array_equal(wa, wb)
+        _assert_same_weights(a, b)
 
 
 # Bit-identical needs the same BLAS threads everywhere: a threaded BLAS may sum in
@@ -159,7 +162,7 @@ def test_dask_reproduces_the_sequential_run(digits, sequential, cluster):
     _assert_same_cross_validation(cv, sequential[1])
 
 
-# --- BLAS threads per worker -----------------------------------------------------------
+# --- BLAS threads per worker ----------------------------------------------------------
 
 def test_loky_workers_share_the_cores():
     # joblib starts each of its n_jobs loky workers with cores // n_jobs BLAS threads;
@@ -242,7 +245,7 @@ def _readme_python_blocks(section):
 
 
 def test_readme_scaling_out_runs_against_a_running_scheduler(cluster, monkeypatch):
-    """The section's snippets run as written, the address aside: ours is the fixture's."""
+    """The section's snippets run as written, but on the fixture's scheduler."""
     local, _ = cluster
     blocks = _readme_python_blocks("Scaling out")
     assert len(blocks) == 2 and '"tcp://scheduler:8786"' in blocks[1]
