@@ -108,9 +108,11 @@ class Network:
         Ds[-1] *= 1.0 / sw_sum
         self._backward(X, coefs, slopes, Zs, As, Ds, ones[:n], grad)
         wflat = flat[:self.n_coefs]
-        if alpha:
-            grad[:self.n_coefs] += wflat * (alpha / sw_sum)
-        return loss / sw_sum + 0.5 * alpha * float(np.dot(wflat, wflat)) / sw_sum
+        _add_scaled(grad[:self.n_coefs], wflat, alpha / sw_sum)
+        # einsum, not np.dot: OpenBLAS's threaded dot product stalls on a long vector
+        # between two matrix products (4x slower fits on digits with 2 threads)
+        penalty = float(np.einsum("i,i->", wflat, wflat)) if alpha else 0.0
+        return loss / sw_sum + 0.5 * alpha * penalty / sw_sum
 
     def _forward(self, X, coefs, intercepts, slopes, Zs, As):
         a = X
@@ -147,3 +149,15 @@ class Network:
                 act.backward_param_(d, Zs[i - 1], slopes[i - 1], gslopes[i - 1])
             else:
                 act.backward_(d, Zs[i - 1], As[i - 1])
+
+
+def _add_scaled(out, x, c):
+    """``out += c * x`` in place, without a temporary as large as the weights."""
+    if c == 0:
+        return
+    if 1e-150 < c < 1e150:  # (out / c + x) * c: two extra roundings, no overflow
+        out /= c
+        out += x
+        out *= c
+    else:
+        out += c * x

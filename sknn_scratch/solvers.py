@@ -81,15 +81,15 @@ class Adam:
         self.t = 0
         self.m = np.zeros(n_params, dtype)
         self.v = np.zeros(n_params, dtype)
-        self._tmp = np.empty(n_params, dtype)
 
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` is overwritten)."""
         self.t += 1
-        b1, b2, m, v, tmp = self.beta_1, self.beta_2, self.m, self.v, self._tmp
+        b1, b2, m, v = self.beta_1, self.beta_2, self.m, self.v
+        # in place, no temporary: b1 m + (1 - b1) g = b1 (m - g) + g
+        m -= grad
         m *= b1
-        np.multiply(grad, 1 - b1, out=tmp)
-        m += tmp
+        m += grad
         v *= b2
         np.multiply(grad, grad, out=grad)
         grad *= 1 - b2
@@ -101,15 +101,6 @@ class Adam:
         np.divide(m, grad, out=grad)
         grad *= self.learning_rate
         params -= grad
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_tmp", None)  # scratch space, not state: a pickle carries m and v only
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._tmp = np.empty_like(self.m)
 
     def iteration_ends(self, time_step):
         pass
