@@ -524,7 +524,8 @@ class _BatchGatherer:
         self._dense = not sp.issparse(X)
         self._xbuf = (np.empty((batch_size, X.shape[1]), X.dtype) if self._dense
                       else None)
-        self._ybuf = np.empty((batch_size, Y.shape[1]), Y.dtype)
+        self._ybuf = np.empty((batch_size, Y.shape[1]),
+                              X.dtype if Y.dtype == bool else Y.dtype)
 
     def __call__(self, order, start, stop):
         if order is None:
@@ -539,7 +540,11 @@ class _BatchGatherer:
         else:  # np.take would first copy the whole strided X
             Xb = self._xbuf[:m]
             Xb[...] = self.X[idx]
-        Yb = _take_rows(self.Y, idx, self._ybuf[:m])
+        if self.Y.dtype == self._ybuf.dtype:
+            Yb = _take_rows(self.Y, idx, self._ybuf[:m])
+        else:  # bool class indicators, cast batch by batch
+            Yb = self._ybuf[:m]
+            Yb[...] = self.Y[idx]
         return Xb, Yb, (None if self.sw is None else self.sw[idx])
 
 

@@ -157,7 +157,8 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         binarizer = self._binarizer_for(y, incremental, first_pass, classes)
-        Y = binarizer.transform(y).astype(X.dtype)
+        # bool, as scikit-learn keeps it: an eighth of a float64 copy; batches are cast
+        Y = binarizer.transform(y).astype(bool)
         sw = _sample_weights(sample_weight, X)
         if self.class_weight is not None:
             if incremental and self.class_weight == "balanced":

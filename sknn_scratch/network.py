@@ -12,6 +12,11 @@ This module knows nothing of scikit-learn: it takes validated arrays.
 import numpy as np
 import scipy.sparse as sp
 
+try:  # scipy's kernels behind CSR @ dense, which can accumulate into an existing array
+    from scipy.sparse._sparsetools import csc_matvecs, csr_matvecs
+except ImportError:  # pragma: no cover - a scipy that moved them: use the public API
+    csc_matvecs = csr_matvecs = None
+
 
 class Network:
     """Layer sizes, activations and loss of an MLP, and its passes over a batch.
@@ -119,7 +124,7 @@ class Network:
         for i, (W, b, act) in enumerate(zip(coefs, intercepts, self.activations)):
             z = Zs[i]
             if sp.issparse(a):
-                z[...] = a @ W
+                _sparse_dot(a, W, z)
             else:
                 np.dot(a, W, out=z)
             z += b
@@ -136,7 +141,7 @@ class Network:
         for i in range(self.n_layers - 1, -1, -1):
             a_prev = X if i == 0 else As[i - 1]
             if sp.issparse(a_prev):
-                gcoefs[i][...] = a_prev.T @ Ds[i]
+                _sparse_dot(a_prev, Ds[i], gcoefs[i], transpose=True)
             else:
                 np.dot(a_prev.T, Ds[i], out=gcoefs[i])
             np.dot(ones, Ds[i], out=gintercepts[i])
@@ -151,13 +156,32 @@ class Network:
                 act.backward_(d, Zs[i - 1], As[i - 1])
 
 
-def _add_scaled(out, x, c):
-    """``out += c * x`` in place, without a temporary as large as the weights."""
+def _add_scaled(out, x, c, chunk=1 << 13):
+    """``out += c * x`` in place, through a cache-sized scratch, not a weight-sized one."""
     if c == 0:
         return
-    if 1e-150 < c < 1e150:  # (out / c + x) * c: two extra roundings, no overflow
-        out /= c
-        out += x
-        out *= c
-    else:
-        out += c * x
+    scratch = np.empty(min(chunk, len(x)), x.dtype)
+    for start in range(0, len(x), chunk):
+        part = scratch[:min(chunk, len(x) - start)]
+        np.multiply(x[start:start + chunk], c, out=part)
+        out[start:start + chunk] += part
+
+
+def _sparse_dot(A, B, out, transpose=False):
+    """``out[...] = A @ B`` (``A.T @ B`` if ``transpose``) for sparse ``A``.
+
+    For CSR ``A`` the product goes straight into ``out``: the public ``A @ B`` would
+    allocate a result as large as the first layer's weights at every batch.
+    """
+    direct = (csr_matvecs is not None and A.format == "csr"
+              and A.dtype == B.dtype == out.dtype
+              and B.flags.c_contiguous and out.flags.c_contiguous)
+    if not direct:
+        out[...] = (A.T if transpose else A) @ B
+        return out
+    out[...] = 0  # the kernels accumulate
+    kernel = csc_matvecs if transpose else csr_matvecs  # A.T of a CSR is a CSC
+    n_row, n_col = A.shape[::-1] if transpose else A.shape
+    kernel(n_row, n_col, B.shape[1], A.indptr, A.indices, A.data, B.ravel(),
+           out.ravel())
+    return out
