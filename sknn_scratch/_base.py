@@ -71,6 +71,11 @@ class BaseMLPScratch(BaseEstimator):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
     }
 
+    def _store_init_params(self, arguments):
+        """Store each ``__init__`` argument under its own name, and nothing else."""
+        for name in self._get_param_names():
+            setattr(self, name, arguments[name])
+
     # ------------------------------------------------------------------ fit entry points
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data ``X`` and targets ``y``.
