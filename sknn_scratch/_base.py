@@ -138,7 +138,7 @@ class BaseMLPScratch(BaseEstimator):
                 else:
                     self._fit_stochastic(X, Y, sw, y_orig, incremental)
         finally:
-            self._network._work = None  # batch buffers: not worth keeping or pickling
+            self._network.release()
         return self
 
     # ---------------------------------------------------------------- configuration

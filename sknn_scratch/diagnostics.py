@@ -213,6 +213,6 @@ def _weight_grad_norms(estimator, X, y):
     try:
         net.loss_grad(flat, X, Y, None, estimator.alpha, grad)
     finally:
-        net._work = None  # the batch buffers are the training loop's business
+        net.release()  # the batch buffers are the training loop's business
     gcoefs = net.unpack(grad)[0]
     return [float(np.linalg.norm(g)) for g in gcoefs[:-1]]

@@ -45,6 +45,7 @@ class Network:
         self.n_params = int(self._offsets[-1])
         self._shapes = pairs + [(o,) for _, o in pairs] + [(o,) for _, o in pairs]
         self._work = None
+        self._view_cache = []
 
     @property
     def n_layers(self):
@@ -59,6 +60,20 @@ class Network:
         ]
         n = self.n_layers
         return views[:n], views[n:2 * n], views[2 * n:3 * n - 1]
+
+    def _views(self, flat):
+        """``unpack(flat)``, remembered for the two vectors the training loop reuses."""
+        for arr, views in self._view_cache:
+            if arr is flat:
+                return views
+        views = self.unpack(flat)
+        self._view_cache = [(flat, views)] + self._view_cache[:1]
+        return views
+
+    def release(self):
+        """Drop the batch buffers and cached views: not worth keeping or pickling."""
+        self._work = None
+        self._view_cache = []
 
     def pack(self, coefs, intercepts, slopes=None, out=None):
         """Copy per-layer arrays into a flat vector (``out`` or a new one)."""
@@ -102,7 +117,7 @@ class Network:
         ``J = (1/sum w) sum_i w_i l_i + alpha / (2 sum w) ||W||^2``.
         """
         n = X.shape[0]
-        coefs, intercepts, slopes = self.unpack(flat)
+        coefs, intercepts, slopes = self._views(flat)
         Zs, As, Ds, ones = self._workspace(n)
         Zs, Ds = [z[:n] for z in Zs], [d[:n] for d in Ds]
         As = [z if a is None else a[:n] for z, a in zip(Zs, As)]
@@ -137,7 +152,7 @@ class Network:
             a = As[i]
 
     def _backward(self, X, coefs, slopes, Zs, As, Ds, ones, grad):
-        gcoefs, gintercepts, gslopes = self.unpack(grad)
+        gcoefs, gintercepts, gslopes = self._views(grad)
         for i in range(self.n_layers - 1, -1, -1):
             a_prev = X if i == 0 else As[i - 1]
             if sp.issparse(a_prev):
