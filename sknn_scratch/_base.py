@@ -596,12 +596,5 @@ def _same_arrays(a, b):
 def _output_bias(activation, Y, sw):
     """Inverse link of the (weighted) target mean: the best constant model."""
     mean = np.average(Y, axis=0, weights=sw).astype(np.float64)
-    name = activation.name
-    if name in ("sigmoid", "softmax"):
-        p = np.clip(mean, 1e-7, 1 - 1e-7)
-        return np.log(p) - np.log1p(-p) if name == "sigmoid" else np.log(p)
-    if name == "exp":
-        return np.log(np.maximum(mean, 1e-7))
-    if name in ("identity", "relu"):
-        return mean
-    return 0.0
+    bias = activation.inverse(mean)
+    return 0.0 if bias is None else bias

@@ -69,6 +69,11 @@ class Activation(ParamsMixin):
         """``dg/dz``, elementwise."""
         raise NotImplementedError(f"{type(self).__name__} must implement derivative(z).")
 
+    def inverse(self, a):
+        """``g^-1(a)``, where it exists: the output bias that predicts ``a`` (the target
+        mean) from the start. ``None`` when there is none; the bias then starts at 0."""
+        return None
+
     @property
     def max_derivative(self):
         """Largest ``|g'(z)|``: the scale against which a derivative counts as vanished."""
@@ -106,6 +111,9 @@ class Identity(Activation):
     def derivative(self, z):
         return np.ones_like(z)
 
+    def inverse(self, a):
+        return a
+
     def forward_(self, z):
         return z
 
@@ -131,6 +139,10 @@ class Sigmoid(Activation):
     def derivative(self, z):
         s = expit(z)
         return s * (1.0 - s)
+
+    def inverse(self, a):
+        p = np.clip(a, 1e-7, 1 - 1e-7)  # finite for all-0 or all-1 targets
+        return np.log(p) - np.log1p(-p)
 
     def forward_(self, z):
         return expit(z, out=z)
@@ -183,6 +195,9 @@ class ReLU(Activation):
 
     def derivative(self, z):
         return (z > 0).astype(np.result_type(z, np.float32))
+
+    def inverse(self, a):
+        return a  # a >= 0: the mean itself, so the output starts alive
 
     def forward_(self, z):
         return np.maximum(z, 0, out=z)
@@ -419,6 +434,9 @@ class Softmax(Activation):
         s = self.forward(z)
         return s * (1.0 - s)
 
+    def inverse(self, a):
+        return np.log(np.clip(a, 1e-7, 1 - 1e-7))  # log class priors
+
     def forward_(self, z):
         with np.errstate(over="ignore"):  # z - max may reach -inf: exp gives 0, as due
             z -= z.max(axis=-1, keepdims=True)
@@ -444,6 +462,9 @@ class Exp(Activation):
 
     def derivative(self, z):
         return self.forward(z)
+
+    def inverse(self, a):
+        return np.log(np.maximum(a, 1e-7))
 
     def forward_(self, z):
         # log(max) rounded to the dtype may round up: step down so exp stays finite
