@@ -297,11 +297,13 @@ class BaseMLPScratch(BaseEstimator):
         kept = getattr(self, "_kept_finite", None) if incremental else None
         self._last_finite = self._params.copy() if kept is None else kept
         self._epoch_start = self._params.copy()
+        gather = _BatchGatherer(X, Y, sw, batch_size)
+        grad = np.empty_like(self._params)
         self.n_iter_ = 0
         diverged = False
         for _ in range(self.max_iter):
             np.copyto(self._epoch_start, self._params)
-            self.loss_ = self._run_epoch(X, Y, sw, batch_size)
+            self.loss_ = self._run_epoch(gather, grad)
             self.n_iter_ += 1
             self.t_ += n
             self.loss_curve_.append(self.loss_)
@@ -314,6 +316,8 @@ class BaseMLPScratch(BaseEstimator):
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                 "and the optimization hasn't converged yet.", ConvergenceWarning)
+        del gather, grad
+        self._network.release()  # the batch buffers, before the check below allocates
         if not (diverged or incremental or self.early_stopping) and \
                 not self._finite_at_end(X, Y, batch_size):
             self._restore_last_finite(val)
@@ -322,14 +326,12 @@ class BaseMLPScratch(BaseEstimator):
         self._kept_finite = self._last_finite if incremental else None
         del self._best_params, self._last_finite, self._epoch_start
 
-    def _run_epoch(self, X, Y, sw, batch_size):
+    def _run_epoch(self, gather, grad):
         """One pass over the data in mini-batches; returns the mean batch objective."""
-        n = X.shape[0]
+        n, batch_size = gather.X.shape[0], gather.batch_size
         net, opt, params = self._network, self._optimizer, self._params
-        grad = np.empty_like(params)
         order = (self._random_state.permutation(n) if self.shuffle and batch_size < n
                  else None)
-        gather = _BatchGatherer(X, Y, sw, batch_size)
         total = 0.0
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
@@ -525,7 +527,7 @@ class _BatchGatherer:
     """Mini-batches as contiguous arrays, gathered into buffers reused across batches."""
 
     def __init__(self, X, Y, sw, batch_size):
-        self.X, self.Y, self.sw = X, Y, sw
+        self.X, self.Y, self.sw, self.batch_size = X, Y, sw, batch_size
         self._dense = not sp.issparse(X)
         self._xbuf = (np.empty((batch_size, X.shape[1]), X.dtype) if self._dense
                       else None)

@@ -63,11 +63,13 @@ class Network:
 
     def _views(self, flat):
         """``unpack(flat)``, remembered for the two vectors the training loop reuses."""
-        for arr, views in self._view_cache:
+        cache = self._view_cache
+        for i, (arr, views) in enumerate(cache):
             if arr is flat:
+                cache.insert(0, cache.pop(i))  # least recently used goes first
                 return views
         views = self.unpack(flat)
-        self._view_cache = [(flat, views)] + self._view_cache[:1]
+        self._view_cache = [(flat, views)] + cache[:1]
         return views
 
     def release(self):
