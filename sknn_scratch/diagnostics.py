@@ -35,6 +35,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .network import activate_
+
 __all__ = ["layer_outputs", "diagnose", "Diagnosis", "LayerDiagnosis"]
 
 #: a unit is saturated where |g'(z)| < SATURATION_LEVEL * max |g'| ...
@@ -119,7 +121,7 @@ def _hidden_pass(estimator, X):
     for W, b, act, slope in zip(estimator.coefs_[:-1], estimator.intercepts_[:-1],
                                 net.activations[:-1], slopes):
         z = (a @ W if sp.issparse(a) else np.dot(a, W)) + b
-        a = act.forward(z) if slope is None else act.forward_param_(z.copy(), slope)
+        a = activate_(act, z.copy(), slope)
         layers.append((z, a, slope))
     return X, layers
 
@@ -200,10 +202,7 @@ def _duplicate_fraction(units):
 def _weight_grad_norms(estimator, X, y):
     """Norm of dJ/dW for each hidden layer, with the targets encoded as in ``fit``."""
     net = estimator._network
-    binarizer = getattr(estimator, "_label_binarizer", None)
-    y = np.asarray(y)
-    Y = binarizer.transform(y) if binarizer is not None else y.reshape(X.shape[0], -1)
-    Y = np.asarray(Y, dtype=net.dtype)
+    Y = estimator._encode_targets(np.asarray(y), X)
     if Y.shape != (X.shape[0], net.layer_units[-1]):
         raise ValueError(f"y gives targets of shape {Y.shape}, but the model expects "
                          f"{(X.shape[0], net.layer_units[-1])}.")

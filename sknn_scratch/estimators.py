@@ -132,8 +132,7 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         binarizer = self._binarizer_for(y, incremental, first_pass, classes)
-        # bool, as scikit-learn keeps it: an eighth of a float64 copy; batches are cast
-        Y = binarizer.transform(y).astype(bool)
+        Y = self._encode_targets(y, X, binarizer)
         sw = _sample_weights(sample_weight, X)
         if self.class_weight is not None:
             if incremental and self.class_weight == "balanced":
@@ -151,6 +150,12 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
             self._label_binarizer = binarizer
             self.classes_ = binarizer.classes_
         return X, Y, sw, y
+
+    def _encode_targets(self, y, X, binarizer=None):
+        """Class indicators, one column per output unit."""
+        binarizer = self._label_binarizer if binarizer is None else binarizer
+        # bool, as scikit-learn keeps it: an eighth of a float64 copy; batches are cast
+        return binarizer.transform(y).astype(bool)
 
     def _binarizer_for(self, y, incremental, first_pass, classes):
         """The label binarizer for this call, checked against the fitted classes."""
@@ -276,10 +281,14 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
                              reset=first_pass)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        Y = np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
+        Y = self._encode_targets(y, X)
         sw = _sample_weights(sample_weight, X)
         _check_weight_sum(sw)
         return X, Y, sw, y
+
+    def _encode_targets(self, y, X):
+        """Targets as a float matrix, one column per output."""
+        return np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
 
     def _output_activation_and_loss(self, Y):
         spec = self.output_activation

@@ -91,15 +91,17 @@ class Network:
     def predict(self, X, coefs, intercepts, slopes=None):
         """Network output for ``X`` from per-layer arrays (no training buffers)."""
         a = X
-        slopes = slopes if slopes is not None else [None] * (self.n_layers - 1)
-        for i, (W, b, act) in enumerate(zip(coefs, intercepts, self.activations)):
+        for W, b, act, slope in zip(coefs, intercepts, self.activations,
+                                    self._layer_slopes(slopes)):
             z = a @ W if sp.issparse(a) else np.dot(a, W)
             z += b
-            if i < len(slopes) and slopes[i] is not None:
-                a = act.forward_param_(z, slopes[i])
-            else:
-                a = act.forward_(z)
+            a = activate_(act, z, slope)
         return a
+
+    def _layer_slopes(self, slopes):
+        """One entry per layer, output included: the learned slopes or None."""
+        hidden = slopes if slopes is not None else [None] * (self.n_layers - 1)
+        return [*hidden, None]
 
     def _workspace(self, n_rows):
         """Reused per-layer buffers ``(Z, A, D)`` with room for ``n_rows`` rows."""
@@ -138,7 +140,8 @@ class Network:
 
     def _forward(self, X, coefs, intercepts, slopes, Zs, As):
         a = X
-        for i, (W, b, act) in enumerate(zip(coefs, intercepts, self.activations)):
+        layers = zip(coefs, intercepts, self.activations, self._layer_slopes(slopes))
+        for i, (W, b, act, slope) in enumerate(layers):
             z = Zs[i]
             if sp.issparse(a):
                 _sparse_dot(a, W, z)
@@ -147,11 +150,7 @@ class Network:
             z += b
             if As[i] is not z:  # the backward pass needs z: keep it, activate a copy
                 np.copyto(As[i], z)
-            if i < len(slopes) and slopes[i] is not None:
-                act.forward_param_(As[i], slopes[i])
-            else:
-                act.forward_(As[i])
-            a = As[i]
+            a = activate_(act, As[i], slope)
 
     def _backward(self, X, coefs, slopes, Zs, As, Ds, ones, grad):
         gcoefs, gintercepts, gslopes = self._views(grad)
@@ -171,6 +170,13 @@ class Network:
                 act.backward_param_(d, Zs[i - 1], slopes[i - 1], gslopes[i - 1])
             else:
                 act.backward_(d, Zs[i - 1], As[i - 1])
+
+
+def activate_(activation, z, slope=None):
+    """``g(z)`` in place, with the layer's learned per-unit slopes when it has them."""
+    if slope is None:
+        return activation.forward_(z)
+    return activation.forward_param_(z, slope)
 
 
 def _add_scaled(out, x, c, chunk=1 << 13):
