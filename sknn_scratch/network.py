@@ -104,16 +104,32 @@ class Network:
         return [*hidden, None]
 
     def _workspace(self, n_rows):
-        """Reused per-layer buffers ``(Z, A, D)`` with room for ``n_rows`` rows."""
-        if self._work is None or self._work[0] < n_rows:
+        """Per-layer buffers ``(Z, A, D)``, ``ones`` and ``scratch`` for ``n_rows`` rows.
+
+        Allocated for the largest batch and reused; the views for the last row count
+        asked for are kept too, so a training loop pays for neither.
+        """
+        work = self._work
+        if work is None or work["rows"] < n_rows:
             units = self.layer_units[1:]
             Z = [np.empty((n_rows, u), self.dtype) for u in units]
-            A = [np.empty((n_rows, u), self.dtype) if act.needs_input else None
-                 for u, act in zip(units, self.activations)]
-            D = [np.empty((n_rows, u), self.dtype) for u in units]
-            ones = np.ones(n_rows, self.dtype)  # intercept gradients as a GEMV
-            self._work = (n_rows, Z, A, D, ones)
-        return self._work[1:]
+            work = self._work = {
+                "rows": n_rows,
+                "Z": Z,
+                # activations that need z for their derivative keep a separate a
+                "A": [np.empty_like(z) if act.needs_input else z
+                      for z, act in zip(Z, self.activations)],
+                "D": [np.empty_like(z) for z in Z],
+                "ones": np.ones(n_rows, self.dtype),  # intercept gradients as a GEMV
+                "scratch": np.empty(min(self.n_coefs, _CHUNK), self.dtype),
+                "views": (None, None),
+            }
+        n, views = work["views"]
+        if n != n_rows:
+            views = tuple([b[:n_rows] for b in work[k]] for k in "ZAD")
+            views += (work["ones"][:n_rows], work["scratch"])
+            work["views"] = (n_rows, views)
+        return views
 
     def loss_grad(self, flat, X, Y, sw, alpha, grad):
         """Objective J at ``flat`` on the batch, gradient written into ``grad``.
@@ -122,17 +138,15 @@ class Network:
         """
         n = X.shape[0]
         coefs, intercepts, slopes = self._views(flat)
-        Zs, As, Ds, ones = self._workspace(n)
-        Zs, Ds = [z[:n] for z in Zs], [d[:n] for d in Ds]
-        As = [z if a is None else a[:n] for z, a in zip(Zs, As)]
+        Zs, As, Ds, ones, scratch = self._workspace(n)
         self._forward(X, coefs, intercepts, slopes, Zs, As)
         sw_sum = float(n if sw is None else sw.sum())
         out_act = self.activations[-1]
         loss = self.loss.value_and_delta(Y, As[-1], Zs[-1], out_act, sw, Ds[-1])
         Ds[-1] *= 1.0 / sw_sum
-        self._backward(X, coefs, slopes, Zs, As, Ds, ones[:n], grad)
+        self._backward(X, coefs, slopes, Zs, As, Ds, ones, grad)
         wflat = flat[:self.n_coefs]
-        _add_scaled(grad[:self.n_coefs], wflat, alpha / sw_sum)
+        _add_scaled(grad[:self.n_coefs], wflat, alpha / sw_sum, scratch)
         # einsum, not np.dot: OpenBLAS's threaded dot product stalls on a long vector
         # between two matrix products (4x slower fits on digits with 2 threads)
         penalty = float(np.einsum("i,i->", wflat, wflat)) if alpha else 0.0
@@ -179,11 +193,15 @@ def activate_(activation, z, slope=None):
     return activation.forward_param_(z, slope)
 
 
-def _add_scaled(out, x, c, chunk=1 << 13):
+# elements per pass of _add_scaled: its scratch (256 kB in float64) stays in L2 cache
+_CHUNK = 1 << 15
+
+
+def _add_scaled(out, x, c, scratch):
     """``out += c * x`` in place, through a cache-sized scratch, not a weight-sized one."""
     if c == 0:
         return
-    scratch = np.empty(min(chunk, len(x)), x.dtype)
+    chunk = len(scratch)
     for start in range(0, len(x), chunk):
         part = scratch[:min(chunk, len(x) - start)]
         np.multiply(x[start:start + chunk], c, out=part)

@@ -7,6 +7,7 @@ rates, and Adam. L-BFGS runs through :func:`scipy.optimize.minimize`.
 """
 
 import functools
+import math
 
 import numpy as np
 import scipy.optimize
@@ -36,18 +37,18 @@ class SGD:
         # numpy ufuncs with out=, not scipy's BLAS: scipy ships its own OpenBLAS,
         # whose threads would spin against numpy's between every two matrix products
         v, lr = self.velocity, self.learning_rate
-        grad *= lr
+        grad *= -lr
         if self.momentum == 0:
-            params -= grad
+            params += grad
             return
         v *= self.momentum
-        v -= grad
-        if self.nesterov:  # step = momentum v - lr g
-            grad *= -1
-            grad += self.momentum * v
+        v += grad
+        if self.nesterov:  # step = momentum v - lr g, without a temporary
             params += grad
+            np.multiply(v, self.momentum, out=grad)
         else:
-            params += v
+            grad = v
+        params += grad
 
     def iteration_ends(self, time_step):
         if self.schedule == "invscaling":
@@ -74,6 +75,10 @@ class Adam:
 
     ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
     ``params -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)``.
+
+    The moments are stored divided by ``1 - b1`` and ``1 - b2``, which moves those
+    factors from the per-parameter passes into the scalar step size: the update is the
+    same, with two fewer passes over the parameters per step.
     """
 
     def __init__(self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9,
@@ -82,27 +87,27 @@ class Adam:
         self.learning_rate = float(learning_rate_init)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.t = 0
-        self.m = np.zeros(n_params, dtype)
-        self.v = np.zeros(n_params, dtype)
+        self.m = np.zeros(n_params, dtype)  # first moment / (1 - beta_1)
+        self.v = np.zeros(n_params, dtype)  # second moment / (1 - beta_2)
 
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` is overwritten)."""
         self.t += 1
         b1, b2, m, v = self.beta_1, self.beta_2, self.m, self.v
-        # in place, no temporary: b1 m + (1 - b1) g = b1 (m - g) + g
-        m -= grad
         m *= b1
         m += grad
         v *= b2
         np.multiply(grad, grad, out=grad)
-        grad *= 1 - b2
         v += grad
-        self.learning_rate = (self.learning_rate_init * np.sqrt(1 - b2 ** self.t)
-                              / (1 - b1 ** self.t))
+        # Python floats: a numpy float64 scalar would make float32 passes run in float64
+        self.learning_rate = float(self.learning_rate_init * np.sqrt(1 - b2 ** self.t)
+                                   / (1 - b1 ** self.t))
+        # sqrt(v_true) + eps = sqrt(1 - b2) (sqrt(v) + eps / sqrt(1 - b2))
+        root = math.sqrt(1 - b2)
         np.sqrt(v, out=grad)
-        grad += self.epsilon
+        grad += self.epsilon / root
         np.divide(m, grad, out=grad)
-        grad *= self.learning_rate
+        grad *= self.learning_rate * (1 - b1) / root
         params -= grad
 
     def iteration_ends(self, time_step):
