@@ -33,13 +33,16 @@ class Loss:
     @_inf_on_overflow
     def value(self, y, a, sw=None):
         """``sum_i w_i l(y_i, a_i)``."""
+        return self._value(y, a, sw)
+
+    def _value(self, y, a, sw):
         rows = self._row_losses(y, a)
         return float(rows.sum() if sw is None else np.dot(sw, rows))
 
     @_inf_on_overflow
     def value_and_delta(self, y, a, z, activation, sw, delta):
         """Weighted data term; writes ``w_i dl/dz_i`` into ``delta``."""
-        loss = self.value(y, a, sw)
+        loss = self._value(y, a, sw)
         np.subtract(a, y, out=delta)
         if activation.name not in self.canonical:
             activation.backward_(delta, z, a)
@@ -60,8 +63,7 @@ class SquaredError(Loss):
     name = "squared_error"
     canonical = ("identity",)
 
-    @_inf_on_overflow
-    def value(self, y, a, sw=None):
+    def _value(self, y, a, sw):
         diff = a - y
         if sw is None:
             return 0.5 * float(np.vdot(diff, diff))
@@ -90,9 +92,10 @@ class BinaryCrossEntropy(Loss):
     canonical = ("sigmoid",)
 
     def _row_losses(self, y, a):
-        eps = np.finfo(a.dtype).eps
-        p = np.clip(a, eps, 1 - eps)
-        return -(xlogy(y, p) + xlogy(1 - y, 1 - p)).sum(axis=1)
+        p = _clip_eps(a)
+        rows = xlogy(y, p)
+        rows += xlogy(1 - y, 1 - p)
+        return -rows.sum(axis=1)
 
 
 class CategoricalCrossEntropy(Loss):
@@ -102,8 +105,7 @@ class CategoricalCrossEntropy(Loss):
     canonical = ("softmax",)
 
     def _row_losses(self, y, a):
-        eps = np.finfo(a.dtype).eps
-        return -xlogy(y, np.clip(a, eps, 1 - eps)).sum(axis=1)
+        return -xlogy(y, _clip_eps(a)).sum(axis=1)
 
 
 class PoissonDeviance(Loss):
@@ -115,6 +117,13 @@ class PoissonDeviance(Loss):
     def _row_losses(self, y, a):
         a = np.maximum(a, np.finfo(a.dtype).tiny)
         return (xlogy(y, y / a) - y + a).sum(axis=1)
+
+
+def _clip_eps(p):
+    """``p`` clipped to ``[eps, 1 - eps]`` (two ufunc calls: cheaper than ``np.clip``)."""
+    eps = np.finfo(p.dtype).eps
+    out = np.maximum(p, eps)
+    return np.minimum(out, 1 - eps, out=out)
 
 
 LOSSES = {cls.name: cls for cls in (SquaredError, BinaryCrossEntropy,

@@ -154,10 +154,11 @@ class Network:
 
     def _forward(self, X, coefs, intercepts, slopes, Zs, As):
         a = X
+        sparse = sp.issparse(X)  # only the input can be: hidden activations are dense
         layers = zip(coefs, intercepts, self.activations, self._layer_slopes(slopes))
         for i, (W, b, act, slope) in enumerate(layers):
             z = Zs[i]
-            if sp.issparse(a):
+            if sparse and i == 0:
                 _sparse_dot(a, W, z)
             else:
                 np.dot(a, W, out=z)
@@ -169,11 +170,10 @@ class Network:
     def _backward(self, X, coefs, slopes, Zs, As, Ds, ones, grad):
         gcoefs, gintercepts, gslopes = self._views(grad)
         for i in range(self.n_layers - 1, -1, -1):
-            a_prev = X if i == 0 else As[i - 1]
-            if sp.issparse(a_prev):
-                _sparse_dot(a_prev, Ds[i], gcoefs[i], transpose=True)
+            if i == 0 and sp.issparse(X):
+                _sparse_dot(X, Ds[i], gcoefs[i], transpose=True)
             else:
-                np.dot(a_prev.T, Ds[i], out=gcoefs[i])
+                np.dot((X if i == 0 else As[i - 1]).T, Ds[i], out=gcoefs[i])
             np.dot(ones, Ds[i], out=gintercepts[i])
             if i == 0:
                 break
