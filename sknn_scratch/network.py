@@ -104,7 +104,7 @@ class Network:
         return [*hidden, None]
 
     def _workspace(self, n_rows):
-        """Per-layer buffers ``(Z, A, D)``, ``ones`` and ``scratch`` for ``n_rows`` rows.
+        """Per-layer buffers ``(Z, A, D)`` and ``ones`` for ``n_rows`` rows.
 
         Allocated for the largest batch and reused; the views for the last row count
         asked for are kept too, so a training loop pays for neither.
@@ -121,13 +121,15 @@ class Network:
                       for z, act in zip(Z, self.activations)],
                 "D": [np.empty_like(z) for z in Z],
                 "ones": np.ones(n_rows, self.dtype),  # intercept gradients as a GEMV
-                "scratch": np.empty(min(self.n_coefs, _CHUNK), self.dtype),
                 "views": (None, None),
             }
         n, views = work["views"]
         if n != n_rows:
-            views = tuple([b[:n_rows] for b in work[k]] for k in "ZAD")
-            views += (work["ones"][:n_rows], work["scratch"])
+            Z = [z[:n_rows] for z in work["Z"]]
+            # the same view object where a is z: the forward pass tests `a is z`
+            A = [z if a is full else a[:n_rows]
+                 for z, a, full in zip(Z, work["A"], work["Z"])]
+            views = (Z, A, [d[:n_rows] for d in work["D"]], work["ones"][:n_rows])
             work["views"] = (n_rows, views)
         return views
 
@@ -138,7 +140,7 @@ class Network:
         """
         n = X.shape[0]
         coefs, intercepts, slopes = self._views(flat)
-        Zs, As, Ds, ones, scratch = self._workspace(n)
+        Zs, As, Ds, ones = self._workspace(n)
         self._forward(X, coefs, intercepts, slopes, Zs, As)
         sw_sum = float(n if sw is None else sw.sum())
         out_act = self.activations[-1]
@@ -146,7 +148,7 @@ class Network:
         Ds[-1] *= 1.0 / sw_sum
         self._backward(X, coefs, slopes, Zs, As, Ds, ones, grad)
         wflat = flat[:self.n_coefs]
-        _add_scaled(grad[:self.n_coefs], wflat, alpha / sw_sum, scratch)
+        _add_scaled(grad[:self.n_coefs], wflat, alpha / sw_sum)
         # einsum, not np.dot: OpenBLAS's threaded dot product stalls on a long vector
         # between two matrix products (4x slower fits on digits with 2 threads)
         penalty = float(np.einsum("i,i->", wflat, wflat)) if alpha else 0.0
@@ -193,15 +195,12 @@ def activate_(activation, z, slope=None):
     return activation.forward_param_(z, slope)
 
 
-# elements per pass of _add_scaled: its scratch (256 kB in float64) stays in L2 cache
-_CHUNK = 1 << 15
-
-
-def _add_scaled(out, x, c, scratch):
+def _add_scaled(out, x, c, chunk=1 << 13):
     """``out += c * x`` in place, through a cache-sized scratch, not a weight-sized one."""
     if c == 0:
         return
-    chunk = len(scratch)
+    # allocated per call, not kept: a scratch alive all fit long raised its peak memory
+    scratch = np.empty(min(chunk, len(x)), x.dtype)
     for start in range(0, len(x), chunk):
         part = scratch[:min(chunk, len(x) - start)]
         np.multiply(x[start:start + chunk], c, out=part)

@@ -1,0 +1,59 @@
+"""The training pass works in its preallocated buffers: no batch-sized temporaries."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from sknn_scratch import activations
+from sknn_scratch.losses import LOSSES
+from sknn_scratch.network import Network
+
+N_FEATURES, HIDDEN, BATCH = 8, (64, 32), 1024
+
+
+def _network(hidden_activation):
+    units = [N_FEATURES, *HIDDEN, 1]
+    acts = [activations.get(hidden_activation) for _ in HIDDEN]
+    return Network(units, [*acts, activations.Sigmoid()],
+                   LOSSES["binary_log_loss"](), np.float64)
+
+
+def _batch(rng, n=BATCH):
+    X = rng.standard_normal((n, N_FEATURES))
+    Y = (rng.random((n, 1)) < 0.5).astype(np.float64)
+    return X, Y
+
+
+@pytest.mark.parametrize("hidden_activation", ["relu", "gelu"])
+@pytest.mark.parametrize("n_rows", [BATCH, BATCH - 3])
+def test_activation_shares_the_pre_activation_buffer_when_it_can(hidden_activation,
+                                                                   n_rows):
+    net = _network(hidden_activation)
+    net._workspace(BATCH)  # allocated for the full batch, then asked for fewer rows
+    Zs, As, Ds, ones = net._workspace(n_rows)
+    for z, a, act in zip(Zs, As, net.activations):
+        assert z.shape[0] == a.shape[0] == n_rows
+        # a is z itself (one object) unless the derivative needs z kept apart
+        assert (a is z) == (not act.needs_input)
+        assert act.needs_input == (not np.shares_memory(a, z))
+
+
+def test_a_training_pass_allocates_no_batch_sized_array():
+    rng = np.random.default_rng(0)
+    net = _network("relu")
+    params = rng.standard_normal(net.n_params) * 0.1
+    grad = np.empty_like(params)
+    X, Y = _batch(rng)
+    net.loss_grad(params, X, Y, None, 1e-4, grad)  # first call allocates the buffers
+    tracemalloc.start()
+    try:
+        net.loss_grad(params, X, Y, None, 1e-4, grad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    layer_buffer = BATCH * HIDDEN[0] * 8
+    # what is left: ReLU masks (1 byte per unit) and numpy's fixed-size casting buffer
+    # (8192 elements) for multiplying by them, the loss on one output column, the L2
+    # scratch; a copy of a layer's buffer would be at least layer_buffer
+    assert peak < layer_buffer / 2, (peak, layer_buffer)
