@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
@@ -226,6 +227,30 @@ def test_l2_leaves_biases_and_slopes_alone():
     np.testing.assert_allclose(g1[:n_coefs] - g0[:n_coefs],
                                0.5 / sw.sum() * flat[:n_coefs], rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(g1[n_coefs:], g0[n_coefs:])
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "csr_float32_data"])
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_sparse_input_gets_the_gradient_of_J(fmt, alpha, weighted):
+    """Sparse X takes other kernels (scipy's, accumulating straight into the gradient);
+    the gradient is still that of J: equal to the dense one, and to central
+    differences. csc and float32 data take the generic scipy product."""
+    net, flat, X, Y, rng = _problem(acts.Tanh(), "binary", seed=3)
+    X = np.where(rng.uniform(size=X.shape) < 0.5, 0.0, X)  # half the entries stored
+    sw = rng.uniform(0.2, 3.0, size=X.shape[0]) if weighted else None
+    if fmt == "csr_float32_data":
+        Xs = sp.csr_matrix(X.astype(np.float32)).astype(np.float64, copy=False)
+        Xs.data = Xs.data.astype(np.float32)  # dtype differs from the network's
+        X = Xs.toarray().astype(np.float64)
+    else:
+        Xs = sp.csr_matrix(X) if fmt == "csr" else sp.csc_matrix(X)
+    value, dense = _analytic(net, flat, X, Y, sw, alpha)
+    value_sp, grad = _analytic(net, flat, Xs, Y, sw, alpha)
+    assert value_sp == pytest.approx(value, rel=1e-13)
+    np.testing.assert_allclose(grad, dense, rtol=1e-12, atol=1e-15)
+    numeric = _finite_differences(net, flat, Xs, Y, sw, alpha)
+    assert _relative_error(grad, numeric) < RTOL
 
 
 # ------------------------------------------------------------------ J written by hand
