@@ -24,12 +24,14 @@ class SGD:
 
     def __init__(self, n_params, dtype, learning_rate_init=0.1, schedule="constant",
                  momentum=0.9, nesterov=True, power_t=0.5):
-        self.learning_rate_init = learning_rate_init
-        self.learning_rate = float(learning_rate_init)
+        # Python floats throughout: a numpy float64 scalar (a user may pass one) would
+        # make the passes over float32 parameters run in float64
+        self.learning_rate_init = float(learning_rate_init)
+        self.learning_rate = self.learning_rate_init
         self.schedule = schedule
-        self.momentum = momentum
+        self.momentum = float(momentum)
         self.nesterov = nesterov
-        self.power_t = power_t
+        self.power_t = float(power_t)
         self.velocity = np.zeros(n_params, dtype)
 
     def step(self, params, grad):
@@ -83,9 +85,10 @@ class Adam:
 
     def __init__(self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8):
-        self.learning_rate_init = learning_rate_init
-        self.learning_rate = float(learning_rate_init)
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        # Python floats, as for SGD
+        self.learning_rate_init = float(learning_rate_init)
+        self.learning_rate = self.learning_rate_init
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.t = 0
         self.m = np.zeros(n_params, dtype)  # first moment / (1 - beta_1)
         self.v = np.zeros(n_params, dtype)  # second moment / (1 - beta_2)
@@ -99,9 +102,8 @@ class Adam:
         v *= b2
         np.multiply(grad, grad, out=grad)
         v += grad
-        # Python floats: a numpy float64 scalar would make float32 passes run in float64
-        self.learning_rate = float(self.learning_rate_init * np.sqrt(1 - b2 ** self.t)
-                                   / (1 - b1 ** self.t))
+        self.learning_rate = (self.learning_rate_init * math.sqrt(1 - b2 ** self.t)
+                              / (1 - b1 ** self.t))
         # sqrt(v_true) + eps = sqrt(1 - b2) (sqrt(v) + eps / sqrt(1 - b2))
         root = math.sqrt(1 - b2)
         np.sqrt(v, out=grad)

@@ -53,6 +53,20 @@ def test_optimizers_keep_the_parameter_dtype(dtype):
         assert history[-1].dtype == dtype
 
 
+def test_scalars_stay_python_floats_given_numpy_ones():
+    """A numpy float64 scalar times a float32 array computes in float64 (NEP 50): the
+    optimizers hold their step sizes and coefficients as Python floats."""
+    f64 = np.float64
+    sgd = SGD(N, np.float32, f64(0.1), "invscaling", f64(0.9), True, f64(0.5))
+    adam = Adam(N, np.float32, f64(1e-3), f64(0.9), f64(0.999), f64(1e-8))
+    for opt in (sgd, adam):
+        _run(opt, 2, dtype=np.float32)
+        opt.iteration_ends(100)
+        scalars = {k: v for k, v in vars(opt).items()
+                   if isinstance(v, (float, np.floating))}
+        assert scalars and all(type(v) is float for v in scalars.values()), scalars
+
+
 @pytest.mark.parametrize("schedule", ["constant", "invscaling", "adaptive"])
 def test_sgd_schedules_match_scikit_learn(schedule):
     ours = SGD(N, np.float64, 0.1, schedule, 0.9, True, power_t=0.5)
