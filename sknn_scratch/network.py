@@ -148,7 +148,8 @@ class Network:
         Ds[-1] *= 1.0 / sw_sum
         self._backward(X, coefs, slopes, Zs, As, Ds, ones, grad)
         wflat = flat[:self.n_coefs]
-        _add_scaled(grad[:self.n_coefs], wflat, alpha / sw_sum)
+        # a Python float: a numpy scalar alpha would run the float32 pass in float64
+        _add_scaled(grad[:self.n_coefs], wflat, float(alpha) / sw_sum)
         # einsum, not np.dot: OpenBLAS's threaded dot product stalls on a long vector
         # between two matrix products (4x slower fits on digits with 2 threads)
         penalty = float(np.einsum("i,i->", wflat, wflat)) if alpha else 0.0
