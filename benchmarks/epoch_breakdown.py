@@ -18,20 +18,18 @@ Usage::
 """
 
 import argparse
-import os
-import sys
 import time
 import warnings
 from unittest import mock
 
 import numpy as np
-from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from sknn_scratch import MLPScratchClassifier  # noqa: E402
-from sknn_scratch.solvers import Adam  # noqa: E402
+# the benchmark's data and settings, so both scripts measure the same case (importing it
+# also puts this checkout's package first on the path)
+from bench_vs_sklearn import FIXED_EPOCHS, synth_data
+from sknn_scratch import MLPScratchClassifier
+from sknn_scratch.solvers import Adam
 
 N_SAMPLES, N_FEATURES, HIDDEN, BATCH, EPOCHS = 50_000, 100, (256, 128), 200, 5
 
@@ -64,8 +62,8 @@ def fit_epoch(X, y, repeats, **params):
     """Seconds per epoch of a fit (fit time / epochs, best of ``repeats``)."""
     best = np.inf
     for _ in range(repeats):
-        est = MLPScratchClassifier(hidden_layer_sizes=HIDDEN, max_iter=EPOCHS, tol=0.0,
-                                   n_iter_no_change=10**9, random_state=0, **params)
+        est = MLPScratchClassifier(hidden_layer_sizes=HIDDEN, max_iter=EPOCHS,
+                                   **{**FIXED_EPOCHS, **params})
         t0 = time.perf_counter()
         est.fit(X, y)
         best = min(best, time.perf_counter() - t0)
@@ -78,9 +76,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
-    X, y = make_classification(n_samples=N_SAMPLES, n_features=N_FEATURES,
-                               n_informative=N_FEATURES // 2, random_state=0)
-    X = X.astype(args.dtype)
+    X, y = synth_data(N_SAMPLES, N_FEATURES, args.dtype)
     fit_epoch(X, y, 1)  # warm-up: imports, BLAS threads
     rows = [("gemm (5 products per batch)", gemm_epoch(X, args.repeats)),
             ("fit", fit_epoch(X, y, args.repeats)),
