@@ -13,6 +13,12 @@ import numpy as np
 import scipy.optimize
 from threadpoolctl import ThreadpoolController
 
+from ._threads import run_halves, two_threads
+
+# parameters from which a step runs in two threads (about 50 us of hand-off): at
+# 500,000 parameters Adam's step takes 0.74 ms instead of 1.17, at 131,000 no less
+PARALLEL_STEP = 1 << 18
+
 
 class SGD:
     """Stochastic gradient descent with momentum.
@@ -36,10 +42,15 @@ class SGD:
 
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` may be overwritten)."""
+        n = len(params)
+        run_halves(functools.partial(self._update, params, grad), n,
+                   two_threads(n, PARALLEL_STEP))
+
+    def _update(self, params, grad, lo, hi):
         # numpy ufuncs with out=, not scipy's BLAS: scipy ships its own OpenBLAS,
         # whose threads would spin against numpy's between every two matrix products
-        v, lr = self.velocity, self.learning_rate
-        grad *= -lr
+        params, grad, v = params[lo:hi], grad[lo:hi], self.velocity[lo:hi]
+        grad *= -self.learning_rate
         if self.momentum == 0:
             params += grad
             return
@@ -96,20 +107,28 @@ class Adam:
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` is overwritten)."""
         self.t += 1
-        b1, b2, m, v = self.beta_1, self.beta_2, self.m, self.v
+        b1, b2 = self.beta_1, self.beta_2
+        self.learning_rate = (self.learning_rate_init * math.sqrt(1 - b2 ** self.t)
+                              / (1 - b1 ** self.t))
+        # sqrt(v_true) + eps = sqrt(1 - b2) (sqrt(v) + eps / sqrt(1 - b2))
+        root = math.sqrt(1 - b2)
+        scale = self.learning_rate * (1 - b1) / root
+        n = len(params)
+        run_halves(functools.partial(self._update, params, grad, self.epsilon / root,
+                                     scale), n, two_threads(n, PARALLEL_STEP))
+
+    def _update(self, params, grad, eps, scale, lo, hi):
+        b1, b2, m, v = self.beta_1, self.beta_2, self.m[lo:hi], self.v[lo:hi]
+        params, grad = params[lo:hi], grad[lo:hi]
         m *= b1
         m += grad
         v *= b2
         np.multiply(grad, grad, out=grad)
         v += grad
-        self.learning_rate = (self.learning_rate_init * math.sqrt(1 - b2 ** self.t)
-                              / (1 - b1 ** self.t))
-        # sqrt(v_true) + eps = sqrt(1 - b2) (sqrt(v) + eps / sqrt(1 - b2))
-        root = math.sqrt(1 - b2)
         np.sqrt(v, out=grad)
-        grad += self.epsilon / root
+        grad += eps
         np.divide(m, grad, out=grad)
-        grad *= self.learning_rate * (1 - b1) / root
+        grad *= scale
         params -= grad
 
     def iteration_ends(self, time_step):

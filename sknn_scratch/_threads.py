@@ -1,0 +1,68 @@
+"""A second core for the passes that BLAS does not parallelise.
+
+numpy's ufuncs and scipy's sparse kernels run on one core, and both release the GIL
+while they work. When a pass is long enough (an optimizer step over hundreds of
+thousands of parameters, a sparse product over a wide first layer), running its two
+halves in two threads takes about half the time; below that, the hand-off to the second
+thread (about 50 us here) costs more than it saves.
+
+The split never changes a result: the passes are elementwise, or write disjoint rows
+each summed in the same order as in one thread, so a fit is bitwise the same with one
+thread or two. The second thread is used only when numpy's BLAS may use two threads or
+more: whatever limits BLAS (``threadpoolctl.threadpool_limits``, joblib's loky workers,
+dask's nannies, ``OPENBLAS_NUM_THREADS``) limits this too, so concurrent fits do not
+oversubscribe the cores.
+"""
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+
+from threadpoolctl import ThreadpoolController
+
+__all__ = ["run_halves", "two_threads"]
+
+_state = {"pid": None, "executor": None}
+
+
+def two_threads(work, min_size):
+    """Whether a pass of ``work`` units should be split: large enough, and BLAS may use
+    two threads."""
+    return work >= min_size and _blas_threads() >= 2
+
+
+def run_halves(fn, n, split):
+    """``fn(0, n)``; if ``split``, as ``fn(0, n // 2)`` here and ``fn(n // 2, n)`` in a
+    helper thread. ``fn`` must write disjoint outputs for the two halves."""
+    if not split:
+        fn(0, n)
+        return
+    half = n // 2
+    other = _executor().submit(fn, half, n)
+    try:
+        fn(0, half)
+    finally:
+        wait([other])  # never leave the helper writing into buffers the caller reuses
+    other.result()
+
+
+def _executor():
+    """The helper thread of this process (a fork inherits none: start a new one)."""
+    if _state["pid"] != os.getpid():
+        _state["executor"] = ThreadPoolExecutor(1, thread_name_prefix="sknn_scratch")
+        _state["pid"] = os.getpid()
+    return _state["executor"]
+
+
+def _blas_threads():
+    """Threads numpy's BLAS may use now (1 when it cannot be told)."""
+    blas = _numpy_blas()
+    return blas.num_threads if blas is not None else 1
+
+
+@functools.cache
+def _numpy_blas():
+    """numpy's BLAS library controller (the first BLAS loaded when none is numpy's)."""
+    libs = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    own = [c for c in libs if "numpy" in c.filepath]
+    return (own or libs or [None])[0]

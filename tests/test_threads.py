@@ -1,0 +1,164 @@
+"""Passes split over two threads give bitwise the results of one thread.
+
+The suite runs with one BLAS thread (see conftest.py), where nothing is split; these
+tests raise the limit to two and lower the size thresholds, so that the split paths run
+on small data, and count the hand-offs to show that they did.
+"""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor, _threads
+from sknn_scratch import network, solvers
+from sknn_scratch.solvers import SGD, Adam
+
+
+@pytest.fixture
+def handoffs(monkeypatch):
+    """Small thresholds, and a counter of the halves sent to the helper thread."""
+    monkeypatch.setattr(solvers, "PARALLEL_STEP", 8)
+    monkeypatch.setattr(network, "PARALLEL_SPARSE", 8)
+    count = [0]
+    executor = _threads._executor
+
+    class Counting:
+        def submit(self, fn, *args):
+            count[0] += 1
+            return executor().submit(fn, *args)
+
+    monkeypatch.setattr(_threads, "_executor", Counting)
+    return count
+
+
+def _in_threads(n, fn):
+    with threadpool_limits(limits=n, user_api="blas"):
+        return fn()
+
+
+def test_the_helper_follows_the_blas_thread_limit():
+    assert not _in_threads(1, lambda: _threads.two_threads(10**9, 1))
+    assert _in_threads(2, lambda: _threads.two_threads(10**9, 1))
+    assert not _in_threads(2, lambda: _threads.two_threads(10, 11))
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: Adam(n, np.float64, learning_rate_init=0.01),
+    lambda n: SGD(n, np.float64, nesterov=True),
+    lambda n: SGD(n, np.float64, nesterov=False),
+    lambda n: SGD(n, np.float32, momentum=0.0),
+])
+def test_optimizer_steps_in_two_threads_are_bitwise_those_of_one(make, handoffs):
+    n, rng = 1001, np.random.default_rng(0)
+    grads = rng.standard_normal((5, n))
+
+    def run():
+        opt = make(n)
+        dtype = opt.velocity.dtype if isinstance(opt, SGD) else opt.m.dtype
+        params = np.linspace(-1, 1, n).astype(dtype)
+        for g in grads:
+            opt.step(params, g.astype(params.dtype))
+        return params, vars(opt)
+
+    p1, s1 = _in_threads(1, run)
+    assert handoffs[0] == 0
+    p2, s2 = _in_threads(2, run)
+    assert handoffs[0] == len(grads)
+    np.testing.assert_array_equal(p1, p2)
+    for key, value in s1.items():
+        np.testing.assert_array_equal(value, s2[key])
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_sparse_products_in_two_threads_are_bitwise_those_of_one(
+        fmt, dtype, transpose, accumulate, handoffs):
+    rng = np.random.default_rng(1)
+    A = sp.random(37, 53, density=0.2, format=fmt, random_state=rng, dtype=dtype)
+    B = rng.standard_normal((A.shape[0] if transpose else A.shape[1], 6)).astype(dtype)
+    start = rng.standard_normal((A.shape[1] if transpose else A.shape[0], 6))
+    start = start.astype(dtype)
+
+    def run():
+        out = start.copy() if accumulate else np.full_like(start, np.nan)
+        return network._sparse_dot(A, B, out, transpose, accumulate)
+
+    one = _in_threads(1, run)
+    two = _in_threads(2, run)
+    assert handoffs[0] == (1 if fmt == "csr" else 0)  # CSC takes scipy's public path
+    np.testing.assert_array_equal(one, two)
+    dense = (A.toarray().T if transpose else A.toarray()) @ B
+    expected = dense + start if accumulate else dense
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(one, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_fits_in_two_threads_are_bitwise_those_of_one(solver, sparse, handoffs):
+    rng = np.random.default_rng(2)
+    X = sp.random(300, 40, density=0.1, format="csr", random_state=rng)
+    X = X if sparse else X.toarray()
+    y = rng.integers(0, 3, 300)
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return MLPScratchClassifier((16,), solver=solver, max_iter=4,
+                                        batch_size=64, random_state=0).fit(X, y)
+
+    one = _in_threads(1, run)
+    assert handoffs[0] == 0
+    two = _in_threads(2, run)
+    # a step per batch, and with sparse input a forward and a backward product
+    assert handoffs[0] == 4 * 5 * (3 if sparse else 1)
+    assert one.loss_curve_ == two.loss_curve_
+    for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_error_in_either_half_reaches_the_caller_after_both_ended():
+    ended = []
+
+    def fails_in(bad_lo):
+        def fn(lo, hi):
+            if lo == bad_lo:
+                raise RuntimeError(f"half {lo}")
+            ended.append(lo)
+        return fn
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        for bad in (0, 5):
+            ended.clear()
+            with pytest.raises(RuntimeError, match=f"half {bad}"):
+                _threads.run_halves(fails_in(bad), 10, True)
+            assert ended == [5 - bad]  # the other half ran to its end
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_its_own_helper_thread(handoffs):
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((120, 5)), rng.standard_normal(120)
+    with threadpool_limits(limits=2, user_api="blas"):
+        expected = MLPScratchRegressor(hidden_layer_sizes=(8,), max_iter=3,
+                                       random_state=0).fit(X, y)
+        assert handoffs[0] > 0  # the parent's helper thread is running
+        pid = os.fork()  # the parent's helper thread does not exist in the child
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    got = MLPScratchRegressor(hidden_layer_sizes=(8,), max_iter=3,
+                                       random_state=0).fit(X, y)
+                code = 0 if got.loss_curve_ == expected.loss_curve_ else 2
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
