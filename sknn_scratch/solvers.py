@@ -42,15 +42,12 @@ class SGD:
 
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` may be overwritten)."""
-        n = len(params)
-        run_halves(functools.partial(self._update, params, grad), n,
-                   two_threads(n, PARALLEL_STEP))
+        _run(self._update, (params, grad, self.velocity), self.learning_rate)
 
-    def _update(self, params, grad, lo, hi):
+    def _update(self, params, grad, v, lr):
         # numpy ufuncs with out=, not scipy's BLAS: scipy ships its own OpenBLAS,
         # whose threads would spin against numpy's between every two matrix products
-        params, grad, v = params[lo:hi], grad[lo:hi], self.velocity[lo:hi]
-        grad *= -self.learning_rate
+        grad *= -lr
         if self.momentum == 0:
             params += grad
             return
@@ -113,13 +110,10 @@ class Adam:
         # sqrt(v_true) + eps = sqrt(1 - b2) (sqrt(v) + eps / sqrt(1 - b2))
         root = math.sqrt(1 - b2)
         scale = self.learning_rate * (1 - b1) / root
-        n = len(params)
-        run_halves(functools.partial(self._update, params, grad, self.epsilon / root,
-                                     scale), n, two_threads(n, PARALLEL_STEP))
+        _run(self._update, (params, grad, self.m, self.v), self.epsilon / root, scale)
 
-    def _update(self, params, grad, eps, scale, lo, hi):
-        b1, b2, m, v = self.beta_1, self.beta_2, self.m[lo:hi], self.v[lo:hi]
-        params, grad = params[lo:hi], grad[lo:hi]
+    def _update(self, params, grad, m, v, eps, scale):
+        b1, b2 = self.beta_1, self.beta_2
         m *= b1
         m += grad
         v *= b2
@@ -138,6 +132,16 @@ class Adam:
         if verbose:
             print(msg + " Stopping.")
         return True
+
+
+def _run(update, arrays, *scalars):
+    """``update(*arrays, *scalars)``; over two halves of the arrays in two threads when
+    they are long enough."""
+    n = len(arrays[0])
+    if n < PARALLEL_STEP or not two_threads(n, PARALLEL_STEP):
+        update(*arrays, *scalars)
+        return
+    run_halves(lambda lo, hi: update(*(a[lo:hi] for a in arrays), *scalars), n, True)
 
 
 def lbfgs(fun, x0, max_iter, max_fun, tol, callback=None):
