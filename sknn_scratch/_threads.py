@@ -16,12 +16,14 @@ oversubscribe the cores.
 
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["run_halves", "two_threads"]
 
+_NAME = "sknn_scratch_helper"
 _state = {"pid": None, "executor": None}
 
 
@@ -34,8 +36,8 @@ def two_threads(work, min_size):
 def run_halves(fn, n, split):
     """``fn(0, n)``; if ``split``, as ``fn(0, n // 2)`` here and ``fn(n // 2, n)`` in a
     helper thread. ``fn`` must write disjoint outputs for the two halves."""
-    if not split:
-        fn(0, n)
+    if not split or threading.current_thread().name.startswith(_NAME):
+        fn(0, n)  # the helper itself would wait on itself
         return
     half = n // 2
     other = _executor().submit(fn, half, n)
@@ -49,7 +51,7 @@ def run_halves(fn, n, split):
 def _executor():
     """The helper thread of this process (a fork inherits none: start a new one)."""
     if _state["pid"] != os.getpid():
-        _state["executor"] = ThreadPoolExecutor(1, thread_name_prefix="sknn_scratch")
+        _state["executor"] = ThreadPoolExecutor(1, thread_name_prefix=_NAME)
         _state["pid"] = os.getpid()
     return _state["executor"]
 

@@ -141,6 +141,19 @@ def test_an_error_in_either_half_reaches_the_caller_after_both_ended():
             assert ended == [5 - bad]  # the other half ran to its end
 
 
+def test_work_split_inside_the_helper_runs_there_whole():
+    inner = []
+
+    def outer(lo, hi):
+        _threads.run_halves(lambda a, b: inner.append((a, b)), hi - lo, True)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        _threads.run_halves(outer, 10, True)
+    # the caller's half split again; the helper's, nested, ran whole instead of
+    # waiting on itself
+    assert sorted(inner) == [(0, 2), (0, 5), (2, 5)]
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_starts_its_own_helper_thread(handoffs):
     rng = np.random.default_rng(3)
