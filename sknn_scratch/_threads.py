@@ -24,7 +24,9 @@ from threadpoolctl import ThreadpoolController
 __all__ = ["run_halves", "two_threads"]
 
 _NAME = "sknn_scratch_helper"
-_state = {"pid": None, "executor": None}
+_state = {"pid": None, "executor": None, "starting": threading.Lock()}
+if hasattr(os, "register_at_fork"):  # a lock held by another thread at a fork stays held
+    os.register_at_fork(after_in_child=lambda: _state.update(starting=threading.Lock()))
 
 
 def two_threads(work, min_size):
@@ -51,8 +53,10 @@ def run_halves(fn, n, split):
 def _executor():
     """The helper thread of this process (a fork inherits none: start a new one)."""
     if _state["pid"] != os.getpid():
-        _state["executor"] = ThreadPoolExecutor(1, thread_name_prefix=_NAME)
-        _state["pid"] = os.getpid()
+        with _state["starting"]:  # two fits in two threads must not start two helpers
+            if _state["pid"] != os.getpid():
+                _state["executor"] = ThreadPoolExecutor(1, thread_name_prefix=_NAME)
+                _state["pid"] = os.getpid()
     return _state["executor"]
 
 

@@ -138,7 +138,7 @@ def _run(update, arrays, *scalars):
     """``update(*arrays, *scalars)``; over two halves of the arrays in two threads when
     they are long enough."""
     n = len(arrays[0])
-    if n < PARALLEL_STEP or not two_threads(n, PARALLEL_STEP):
+    if not two_threads(n, PARALLEL_STEP):
         update(*arrays, *scalars)
         return
     run_halves(lambda lo, hi: update(*(a[lo:hi] for a in arrays), *scalars), n, True)

@@ -6,7 +6,9 @@ on small data, and count the hand-offs to show that they did.
 """
 
 import os
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -121,6 +123,28 @@ def test_fits_in_two_threads_are_bitwise_those_of_one(solver, sparse, handoffs):
     assert one.loss_curve_ == two.loss_curve_
     for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fits_in_several_user_threads_share_one_helper(handoffs):
+    rng = np.random.default_rng(4)
+    X = sp.random(200, 30, density=0.2, format="csr", random_state=rng)
+    y = rng.integers(0, 2, 200)
+
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return MLPScratchClassifier((8,), max_iter=3, random_state=0).fit(X, y)
+
+    expected = _in_threads(1, fit)
+    with threadpool_limits(limits=2, user_api="blas"):
+        with ThreadPoolExecutor(3) as users:
+            fits = list(users.map(lambda _: fit(), range(3)))
+    assert handoffs[0] > 0
+    helpers = [t for t in threading.enumerate() if t.name.startswith(_threads._NAME)]
+    assert len(helpers) == 1
+    for est in fits:
+        assert est.loss_curve_ == expected.loss_curve_
+        np.testing.assert_array_equal(est.coefs_[0], expected.coefs_[0])
 
 
 def test_an_error_in_either_half_reaches_the_caller_after_both_ended():
