@@ -452,7 +452,8 @@ class BaseMLPScratch(BaseEstimator):
 
         result = lbfgs(fun, x0.copy(), self.max_iter, self.max_fun, self.tol,
                        on_iteration)
-        if not np.isfinite(result.x).all() or not np.isfinite(result.fun):
+        diverged = not np.isfinite(result.x).all() or not np.isfinite(result.fun)
+        if diverged:
             if not last_finite:
                 params[...] = x0  # leave the weights as they were, not NaN
                 raise ValueError(_NONFINITE_MSG)
@@ -466,7 +467,7 @@ class BaseMLPScratch(BaseEstimator):
         self.t_ += X.shape[0] * self.n_iter_
         self.loss_ = float(result.fun)
         self.best_loss_ = min([self.loss_, *self.loss_curve_])
-        if result.status != 0:
+        if result.status != 0 and not diverged:  # a divergence was reported above
             warnings.warn(
                 f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
                 f"(status={result.status}): {result.message}. Increase max_iter or "
