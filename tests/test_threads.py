@@ -1,14 +1,18 @@
 """Passes split over two threads give bitwise the results of one thread.
 
-The suite runs with one BLAS thread (see conftest.py), where nothing is split; these
-tests raise the limit to two and lower the size thresholds, so that the split paths run
-on small data, and count the hand-offs to show that they did.
+The suite runs with one BLAS thread (see conftest.py), where nothing is split. These
+tests let the split paths believe that BLAS may use two threads (BLAS itself stays at
+one, so only the split differs between the runs compared) and lower the size
+thresholds, so that the split paths run on small data; they count the hand-offs to show
+that they did.
 """
 
+import contextlib
 import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -37,15 +41,24 @@ def handoffs(monkeypatch):
     return count
 
 
+@contextlib.contextmanager
+def _blas_allows(n):
+    with mock.patch.object(_threads, "_blas_threads", lambda: n):
+        yield
+
+
 def _in_threads(n, fn):
-    with threadpool_limits(limits=n, user_api="blas"):
+    with _blas_allows(n):
         return fn()
 
 
-def test_the_helper_follows_the_blas_thread_limit():
-    assert not _in_threads(1, lambda: _threads.two_threads(10**9, 1))
-    assert _in_threads(2, lambda: _threads.two_threads(10**9, 1))
-    assert not _in_threads(2, lambda: _threads.two_threads(10, 11))
+@pytest.mark.parametrize("limit", [1, 2])
+def test_the_helper_follows_the_blas_thread_limit(limit):
+    with threadpool_limits(limits=limit, user_api="blas"):
+        blas = _threads._numpy_blas().num_threads  # 1 on a machine with one core
+        assert blas <= limit
+        assert _threads.two_threads(10**9, 1) == (blas >= 2)
+        assert not _threads.two_threads(10, 11)
 
 
 @pytest.mark.parametrize("make", [
@@ -136,7 +149,7 @@ def test_fits_in_several_user_threads_share_one_helper(handoffs):
             return MLPScratchClassifier((8,), max_iter=3, random_state=0).fit(X, y)
 
     expected = _in_threads(1, fit)
-    with threadpool_limits(limits=2, user_api="blas"):
+    with _blas_allows(2):
         with ThreadPoolExecutor(3) as users:
             fits = list(users.map(lambda _: fit(), range(3)))
     assert handoffs[0] > 0
@@ -157,7 +170,7 @@ def test_an_error_in_either_half_reaches_the_caller_after_both_ended():
             ended.append(lo)
         return fn
 
-    with threadpool_limits(limits=2, user_api="blas"):
+    with _blas_allows(2):
         for bad in (0, 5):
             ended.clear()
             with pytest.raises(RuntimeError, match=f"half {bad}"):
@@ -171,7 +184,7 @@ def test_work_split_inside_the_helper_runs_there_whole():
     def outer(lo, hi):
         _threads.run_halves(lambda a, b: inner.append((a, b)), hi - lo, True)
 
-    with threadpool_limits(limits=2, user_api="blas"):
+    with _blas_allows(2):
         _threads.run_halves(outer, 10, True)
     # the caller's half split again; the helper's, nested, ran whole instead of
     # waiting on itself
@@ -182,7 +195,7 @@ def test_work_split_inside_the_helper_runs_there_whole():
 def test_a_forked_child_starts_its_own_helper_thread(handoffs):
     rng = np.random.default_rng(3)
     X, y = rng.standard_normal((120, 5)), rng.standard_normal(120)
-    with threadpool_limits(limits=2, user_api="blas"):
+    with _blas_allows(2):
         expected = MLPScratchRegressor(hidden_layer_sizes=(8,), max_iter=3,
                                        random_state=0).fit(X, y)
         assert handoffs[0] > 0  # the parent's helper thread is running
