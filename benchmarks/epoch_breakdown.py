@@ -39,10 +39,6 @@ from sknn_scratch.network import _sparse_dot
 from sknn_scratch.solvers import Adam
 
 BATCH, EPOCHS = 200, 5
-CASES = {  # data, hidden layers
-    "dense": (lambda dtype: synth_data(50_000, 100, dtype), (256, 128)),
-    "sparse": (lambda dtype: sparse_data(20_000, 5_000, 0.01), (100,)),
-}
 
 
 def dense_products(X, hidden, repeats):
@@ -100,6 +96,12 @@ def fit_epoch(X, y, hidden, repeats, **params):
     return best / EPOCHS
 
 
+CASES = {  # data, hidden layers, the products of a batch alone
+    "dense": (lambda dtype: synth_data(50_000, 100, dtype), (256, 128), dense_products),
+    "sparse": (lambda dtype: sparse_data(20_000, 5_000, 0.01), (100,), sparse_products),
+}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", default="dense", choices=sorted(CASES))
@@ -108,9 +110,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
-    make_data, hidden = CASES[args.case]
+    make_data, hidden, products = CASES[args.case]
     X, y = make_data(args.dtype)
-    products = sparse_products if args.case == "sparse" else dense_products
     fit_epoch(X, y, hidden, 1)  # warm-up: imports, BLAS threads
     rows = [("products", products(X, hidden, args.repeats)),
             ("fit", fit_epoch(X, y, hidden, args.repeats)),

@@ -24,9 +24,12 @@ from threadpoolctl import ThreadpoolController
 __all__ = ["run_halves", "two_threads"]
 
 _NAME = "sknn_scratch_helper"
-_state = {"pid": None, "executor": None, "starting": threading.Lock()}
-if hasattr(os, "register_at_fork"):  # a lock held by another thread at a fork stays held
-    os.register_at_fork(after_in_child=lambda: _state.update(starting=threading.Lock()))
+_state = {"executor": None, "starting": threading.Lock()}
+if hasattr(os, "register_at_fork"):
+    # a forked child has neither the helper thread nor, if another thread held it at
+    # the fork, a usable lock: it starts afresh
+    os.register_at_fork(after_in_child=lambda: _state.update(
+        executor=None, starting=threading.Lock()))
 
 
 def two_threads(work, min_size):
@@ -51,12 +54,11 @@ def run_halves(fn, n, split):
 
 
 def _executor():
-    """The helper thread of this process (a fork inherits none: start a new one)."""
-    if _state["pid"] != os.getpid():
+    """The helper thread of this process, started on first use."""
+    if _state["executor"] is None:
         with _state["starting"]:  # two fits in two threads must not start two helpers
-            if _state["pid"] != os.getpid():
+            if _state["executor"] is None:
                 _state["executor"] = ThreadPoolExecutor(1, thread_name_prefix=_NAME)
-                _state["pid"] = os.getpid()
     return _state["executor"]
 
 

@@ -52,6 +52,12 @@ def _in_threads(n, fn):
         return fn()
 
 
+def _fit_quietly(estimator, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a few epochs on purpose
+        return estimator.fit(X, y)
+
+
 @pytest.mark.parametrize("limit", [1, 2])
 def test_the_helper_follows_the_blas_thread_limit(limit):
     with threadpool_limits(limits=limit, user_api="blas"):
@@ -123,10 +129,8 @@ def test_fits_in_two_threads_are_bitwise_those_of_one(solver, sparse, handoffs):
     y = rng.integers(0, 3, 300)
 
     def run():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return MLPScratchClassifier((16,), solver=solver, max_iter=4,
-                                        batch_size=64, random_state=0).fit(X, y)
+        return _fit_quietly(MLPScratchClassifier((16,), solver=solver, max_iter=4,
+                                                 batch_size=64, random_state=0), X, y)
 
     one = _in_threads(1, run)
     assert handoffs[0] == 0
@@ -144,9 +148,7 @@ def test_fits_in_several_user_threads_share_one_helper(handoffs):
     y = rng.integers(0, 2, 200)
 
     def fit():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return MLPScratchClassifier((8,), max_iter=3, random_state=0).fit(X, y)
+        return _fit_quietly(MLPScratchClassifier((8,), max_iter=3, random_state=0), X, y)
 
     expected = _in_threads(1, fit)
     with _blas_allows(2):
@@ -203,10 +205,8 @@ def test_a_forked_child_starts_its_own_helper_thread(handoffs):
         if pid == 0:  # pragma: no cover - runs in the child
             code = 1
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    got = MLPScratchRegressor(hidden_layer_sizes=(8,), max_iter=3,
-                                       random_state=0).fit(X, y)
+                got = _fit_quietly(MLPScratchRegressor(
+                    hidden_layer_sizes=(8,), max_iter=3, random_state=0), X, y)
                 code = 0 if got.loss_curve_ == expected.loss_curve_ else 2
             finally:
                 os._exit(code)
