@@ -144,22 +144,37 @@ class Network:
 
         ``J = (1/sum w) sum_i w_i l_i + alpha / (2 sum w) ||W||^2``.
         """
-        n = X.shape[0]
+        sw_sum = float(X.shape[0] if sw is None else sw.sum())
+        l2 = float(alpha) / sw_sum  # a numpy scalar would run a float32 pass in float64
+        loss, done = self.data_grad(flat, X, Y, sw, sw_sum, grad, l2)
+        penalty = self.add_l2(flat, grad, l2, 0, self.n_coefs, done) if alpha else 0.0
+        return loss / sw_sum + 0.5 * alpha * penalty / sw_sum
+
+    def data_grad(self, flat, X, Y, sw, sw_sum, grad, l2=0.0):
+        """The data term on rows ``X`` of a batch whose weights sum to ``sw_sum``.
+
+        Writes the gradient of ``(1/sw_sum) sum_i w_i l_i`` into ``grad`` and returns
+        ``(sum_i w_i l_i, done)``: ``done`` leading coefficients of ``grad`` already
+        hold their L2 term ``l2 * W`` as well (see :meth:`add_l2` for the others).
+        """
         coefs, intercepts, slopes = self._views(flat)
-        Zs, As, Ds, ones = self._workspace(n)
+        Zs, As, Ds, ones = self._workspace(X.shape[0])
         self._forward(X, coefs, intercepts, slopes, Zs, As)
-        sw_sum = float(n if sw is None else sw.sum())
         out_act = self.activations[-1]
         loss = self.loss.value_and_delta(Y, As[-1], Zs[-1], out_act, sw, Ds[-1])
         Ds[-1] *= 1.0 / sw_sum
-        l2 = float(alpha) / sw_sum  # a numpy scalar would run a float32 pass in float64
         done = self._backward(X, coefs, slopes, Zs, As, Ds, ones, grad, l2)
-        wflat = flat[:self.n_coefs]
-        _add_scaled(grad[done:self.n_coefs], wflat[done:], l2)
+        return loss, done
+
+    @staticmethod
+    def add_l2(flat, grad, l2, lo, hi, done=0):
+        """``grad += l2 * W`` over the coefficients ``max(lo, done):hi``; returns
+        ``||W||^2`` over ``lo:hi`` (the caller's share of the penalty)."""
+        start = max(lo, done)
+        _add_scaled(grad[start:hi], flat[start:hi], l2)
         # einsum, not np.dot: OpenBLAS's threaded dot product stalls on a long vector
         # between two matrix products (4x slower fits on digits with 2 threads)
-        penalty = float(np.einsum("i,i->", wflat, wflat)) if alpha else 0.0
-        return loss / sw_sum + 0.5 * alpha * penalty / sw_sum
+        return float(np.einsum("i,i->", flat[lo:hi], flat[lo:hi]))
 
     def _forward(self, X, coefs, intercepts, slopes, Zs, As):
         a = X

@@ -42,7 +42,15 @@ class SGD:
 
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` may be overwritten)."""
-        _run(self._update, (params, grad, self.velocity), self.learning_rate)
+        _run(self._update, (params, grad, *self.state()), *self.advance())
+
+    def state(self):
+        """The per-parameter arrays the step updates alongside the parameters."""
+        return (self.velocity,)
+
+    def advance(self):
+        """The scalars of the next step (``_update``'s trailing arguments)."""
+        return (self.learning_rate,)
 
     def _update(self, params, grad, v, lr):
         # numpy ufuncs with out=, not scipy's BLAS: scipy ships its own OpenBLAS,
@@ -103,14 +111,21 @@ class Adam:
 
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` is overwritten)."""
+        _run(self._update, (params, grad, *self.state()), *self.advance())
+
+    def state(self):
+        """The per-parameter arrays the step updates alongside the parameters."""
+        return self.m, self.v
+
+    def advance(self):
+        """Count the step; the scalars of its ``_update``."""
         self.t += 1
         b1, b2 = self.beta_1, self.beta_2
         self.learning_rate = (self.learning_rate_init * math.sqrt(1 - b2 ** self.t)
                               / (1 - b1 ** self.t))
         # sqrt(v_true) + eps = sqrt(1 - b2) (sqrt(v) + eps / sqrt(1 - b2))
         root = math.sqrt(1 - b2)
-        scale = self.learning_rate * (1 - b1) / root
-        _run(self._update, (params, grad, self.m, self.v), self.epsilon / root, scale)
+        return self.epsilon / root, self.learning_rate * (1 - b1) / root
 
     def _update(self, params, grad, m, v, eps, scale):
         b1, b2 = self.beta_1, self.beta_2
