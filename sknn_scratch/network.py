@@ -150,6 +150,13 @@ class Network:
         penalty = self.add_l2(flat, grad, l2, 0, self.n_coefs, done) if alpha else 0.0
         return loss / sw_sum + 0.5 * alpha * penalty / sw_sum
 
+    def data_value(self, flat, X, Y):
+        """``sum_i l_i`` at ``flat`` on rows ``X``, through the training buffers."""
+        coefs, intercepts, slopes = self._views(flat)
+        Zs, As, _, _ = self._workspace(X.shape[0])
+        self._forward(X, coefs, intercepts, slopes, Zs, As)
+        return self.loss.value(Y, As[-1])
+
     def data_grad(self, flat, X, Y, sw, sw_sum, grad, l2=0.0):
         """The data term on rows ``X`` of a batch whose weights sum to ``sw_sum``.
 

@@ -44,6 +44,8 @@ class SGD:
         """Update ``params`` in place from ``grad`` (``grad`` may be overwritten)."""
         _run(self._update, (params, grad, *self.state()), *self.advance())
 
+    STATE = ("velocity",)  # attributes holding per-parameter arrays, in state() order
+
     def state(self):
         """The per-parameter arrays the step updates alongside the parameters."""
         return (self.velocity,)
@@ -112,6 +114,8 @@ class Adam:
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` is overwritten)."""
         _run(self._update, (params, grad, *self.state()), *self.advance())
+
+    STATE = ("m", "v")
 
     def state(self):
         """The per-parameter arrays the step updates alongside the parameters."""

@@ -1,0 +1,290 @@
+"""One fit's mini-batches shared by several processes (``n_jobs``).
+
+On the large benchmark case a mini-batch of 200 rows costs about 1 ms, of which BLAS's
+two threads speed up only the matrix products, and by 1.45x (small products divide
+badly); the rest, elementwise passes and the optimizer step, runs on one core. Threads
+cannot share the rest: waking a sleeping thread costs about 50 us here and two threads
+issuing NumPy calls queue for the GIL.
+
+A team of processes (this one and ``n_jobs - 1`` forked ones) splits each batch instead:
+
+1. process ``j`` computes the data gradient of its share of the batch's rows, with
+   one-thread BLAS, into its own row of a shared gradient array;
+2. they meet; process ``j`` sums the ``n_jobs`` gradients over its own share of the
+   parameters (always in the order 0, 1, ...), adds the L2 term there and runs the
+   optimizer's update on that share of the parameters and of its moments;
+3. they meet again, and go on with the next batch.
+
+Parameters, moments and gradients live in shared memory. A process that waits polls a
+counter in shared memory (yielding the core if another process wants it): no sleeping
+thread to wake and no GIL in common, so a meeting costs microseconds. Between epochs
+the forked processes poll slowly and cost nothing.
+
+The objective, the schedule and the stopping rules are those of one process; only the
+order in which a batch's gradient terms are summed differs, so a fit agrees with the
+one-process fit to rounding, and equals bitwise every fit with the same ``n_jobs``.
+"""
+
+import mmap
+import os
+import pickle
+import signal
+import time
+import tracemalloc
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+__all__ = ["ProcessTeam", "resolve_n_jobs"]
+
+_LINE = 8  # int64 slots per cache line: each process writes its counter on its own
+_ALIGN = 16  # parameter shares start on cache-line boundaries (float32 and float64)
+# control block slots (after the k sync counters, one cache line each)
+_CMD, _OP, _ABORT, _FAILED = range(4)
+_IN_ORDER, _SHUFFLED = 1, 2  # what _OP asks: an epoch without or with `order`
+_MSG_BYTES = 1 << 12  # room for a pickled message (optimizer scalars, an error)
+
+
+def resolve_n_jobs(n_jobs):
+    """Processes for ``n_jobs``: None is 1, -1 all CPUs, -2 all but one, ..."""
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return n_jobs
+
+
+def _shared(shape, dtype):
+    """A zeroed array in anonymous shared memory: a forked process sees the same pages."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    return np.frombuffer(mmap.mmap(-1, max(size, 1)), dtype, int(np.prod(shape))
+                         ).reshape(shape)
+
+
+class TeamFailure(RuntimeError):
+    """A process of an ``n_jobs`` team failed or vanished."""
+
+
+class ProcessTeam:
+    """``n_procs`` processes training one network: this one (rank 0) and forked ones.
+
+    Use as a context manager around the epochs of a fit: the optimizer's moments move
+    to shared memory on entry and back on exit, when the forked processes stop.
+
+    Parameters
+    ----------
+    n_procs : int
+    network : Network
+    optimizer : SGD or Adam
+    params : ndarray
+        The flat parameter vector; updated after each epoch.
+    gather : callable
+        ``gather(order, start, stop) -> (X, Y, sw)`` rows of a batch (``_BatchGatherer``).
+    alpha : float
+    """
+
+    def __init__(self, n_procs, network, optimizer, params, gather, alpha):
+        self.k = n_procs
+        self.network, self.optimizer, self.params = network, optimizer, params
+        self.gather, self.alpha = gather, float(alpha)
+        n_params, dtype = network.n_params, network.dtype
+        cuts = [n_params * j // n_procs // _ALIGN * _ALIGN for j in range(n_procs)]
+        self.cuts = [*cuts, n_params]
+        self.shared_params = _shared(n_params, dtype)
+        self.grads = _shared((n_procs, n_params), dtype)
+        self.values = _shared((n_procs, _LINE), np.float64)  # loss, penalty per process
+        self.ctl = _shared(_LINE * (n_procs + 1), np.int64)
+        self.sync = self.ctl[:_LINE * n_procs:_LINE]
+        self.control = self.ctl[_LINE * n_procs:]
+        self.order = _shared(gather.X.shape[0], np.intp)
+        self.scalars = _shared(_MSG_BYTES, np.uint8)  # the optimizer's, each epoch
+        self.error = _shared(_MSG_BYTES, np.uint8)  # why a forked process failed
+        self._private_state = None
+        self._pids = []
+        self._limits = None
+        self._synced = 0  # meetings so far
+        self._commands = 0  # commands given when the team forked
+        self._parent = os.getpid()
+
+    # ---------------------------------------------------------------- lifetime
+    def __enter__(self):
+        opt = self.optimizer
+        self._private_state = {name: getattr(opt, name) for name in opt.STATE}
+        for name, arr in self._private_state.items():
+            shared = _shared(arr.shape, arr.dtype)
+            shared[...] = arr
+            setattr(opt, name, shared)
+        # one BLAS thread per process: the team is the parallelism
+        self._limits = threadpool_limits(limits=1, user_api="blas")
+        # read here, not in the forked process: by the time it runs, this one may
+        # already have given its first command
+        self._commands = int(self.control[_CMD])
+        try:
+            for rank in range(1, self.k):
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - runs in the forked process
+                    self._serve(rank)
+                self._pids.append(pid)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.control[_ABORT] = 1  # the forked processes exit when they see it
+        deadline = time.monotonic() + 5.0
+        for pid in self._pids:
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:  # pragma: no cover - a stuck process
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(1e-4)
+        self._pids = []
+        if self._limits is not None:
+            self._limits.restore_original_limits()
+            self._limits = None
+        opt = self.optimizer
+        for name in self._private_state or ():
+            private = self._private_state[name]
+            private[...] = getattr(opt, name)
+            setattr(opt, name, private)
+        self._private_state = None
+        return False
+
+    # ------------------------------------------------------------------ epochs
+    def run_epoch(self, order):
+        """One pass over the data (``order`` as in the one-process loop); the mean
+        batch objective. The parameters and the optimizer are updated."""
+        if order is not None:
+            self.order[:] = order
+        # the learning rate and step count as this process has them now
+        _write(self.scalars, {k: v for k, v in vars(self.optimizer).items()
+                              if not isinstance(v, np.ndarray)})
+        self.shared_params[...] = self.params
+        self.control[_OP] = _IN_ORDER if order is None else _SHUFFLED
+        self.control[_CMD] += 1
+        mean = self._epoch(0, order is not None)
+        self.params[...] = self.shared_params
+        return mean
+
+    def _epoch(self, rank, shuffled):
+        k, net, opt, gather = self.k, self.network, self.optimizer, self.gather
+        params, grads, values = self.shared_params, self.grads, self.values
+        order = self.order if shuffled else None
+        n, batch_size = gather.X.shape[0], gather.batch_size
+        sw = gather.sw
+        lo, hi = self.cuts[rank], self.cuts[rank + 1]
+        own_params, acc = params[lo:hi], np.empty(hi - lo, params.dtype)
+        own_state = [s[lo:hi] for s in opt.state()]
+        n_coefs = min(max(net.n_coefs - lo, 0), hi - lo)  # coefficients in the share
+        alpha, total = self.alpha, 0.0
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            m = stop - start
+            if sw is None:
+                sw_sum = float(m)
+            else:  # the whole batch's weights, summed as in one process
+                sw_sum = float((sw[start:stop] if order is None
+                                else sw[order[start:stop]]).sum())
+            first, last = start + m * rank // k, start + m * (rank + 1) // k
+            if last > first:
+                values[rank, 0] = net.data_grad(params, *gather(order, first, last),
+                                                sw_sum, grads[rank])[0]
+            else:
+                grads[rank] = 0
+                values[rank, 0] = 0.0
+            self._meet(rank)
+            # read now: after the next meeting the others write the next batch's
+            loss = float(values[:, 0].sum()) if rank == 0 else 0.0
+            np.add(grads[0, lo:hi], grads[1, lo:hi], out=acc)
+            for j in range(2, k):
+                acc += grads[j, lo:hi]
+            l2 = alpha / sw_sum
+            values[rank, 1] = (net.add_l2(own_params, acc, l2, 0, n_coefs)
+                               if alpha else 0.0)
+            opt._update(own_params, acc, *own_state, *opt.advance())
+            self._meet(rank)
+            if rank == 0:  # the penalties are not rewritten before the next meeting
+                penalty = float(values[:, 1].sum())
+                total += (loss / sw_sum + 0.5 * alpha * penalty / sw_sum) * m
+        return total / n
+
+    # ------------------------------------------------------------ coordination
+    def _meet(self, rank):
+        """Wait until every process has reached this point."""
+        self._synced += 1
+        target, sync = self._synced, self.sync
+        sync[rank] = target
+        spins = 0
+        for other in range(self.k):
+            while sync[other] < target:
+                spins += 1
+                if spins % 64 == 0:
+                    os.sched_yield()  # a core shared with another process: let it run
+                    if spins % 4096 == 0:
+                        self._check(rank)
+
+    def _check(self, rank):
+        """Leave a meeting that will never complete."""
+        if rank != 0:
+            if self.control[_ABORT] or os.getppid() != self._parent:
+                os._exit(0)  # pragma: no cover - runs in a forked process
+            return
+        for pid in list(self._pids):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                self._pids.remove(pid)
+            if done or self.control[_FAILED]:  # a failed process writes, then exits
+                why = (_read(self.error) if self.control[_FAILED]
+                       else f"exited with status {status}")
+                raise TeamFailure(f"A process of this fit's n_jobs={self.k} team "
+                                  f"failed: {why}")
+
+    def _serve(self, rank):  # pragma: no cover - runs in a forked process
+        """The forked process: run epochs as told, then exit (never return)."""
+        code = 0
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
+            if tracemalloc.is_tracing():
+                tracemalloc.stop()
+            seen = self._commands
+            while True:
+                seen = self._next_command(seen)
+                vars(self.optimizer).update(_read(self.scalars))
+                self._epoch(rank, self.control[_OP] == _SHUFFLED)
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            code = 1
+            _write(self.error, f"{type(exc).__name__}: {exc}"[:_MSG_BYTES // 2])
+            self.control[_FAILED] = rank
+        finally:
+            os._exit(code)
+
+    def _next_command(self, seen):  # pragma: no cover - runs in a forked process
+        """Wait for the parent's next command: poll fast for a while, then slowly."""
+        polls = 0
+        while self.control[_CMD] == seen:
+            polls += 1
+            if self.control[_ABORT] or (polls % 256 == 0
+                                         and os.getppid() != self._parent):
+                os._exit(0)
+            if polls > 20000:
+                time.sleep(1e-4)
+            elif polls % 64 == 0:
+                os.sched_yield()
+        return int(self.control[_CMD])
+
+
+def _write(buffer, obj):
+    """Pickle ``obj`` into a shared byte buffer (its length first)."""
+    data = pickle.dumps(obj)
+    if len(data) > len(buffer) - 8:  # pragma: no cover - a few scalars, a short text
+        raise ValueError(f"{len(data)} bytes do not fit a {len(buffer)}-byte message")
+    buffer[8:8 + len(data)] = np.frombuffer(data, np.uint8)
+    buffer[:8] = np.frombuffer(np.int64(len(data)).tobytes(), np.uint8)
+
+
+def _read(buffer):
+    size = int(buffer[:8].view(np.int64)[0])
+    return pickle.loads(buffer[8:8 + size].tobytes())
