@@ -76,6 +76,7 @@ class Case:
     gemm: bool = False  # report the fraction of GEMM throughput reached
     n_calls: int = 0  # latency mode only
     source: str = ""  # latency mode: case whose fitted models are reused
+    ours_params: dict = field(default_factory=dict)  # ours only (e.g. n_jobs)
 
 
 @dataclass
@@ -142,6 +143,11 @@ def build_cases(quick):
              mode="per_iter"),
         Case("synth_f64", lambda: synth_data(n_big, 100, "float64"), big, gemm=True),
         Case("synth_f32", lambda: synth_data(n_big, 100, "float32"), big),
+        # the same fits, ours sharing each mini-batch between two processes
+        Case("synth_f64_nj2", lambda: synth_data(n_big, 100, "float64"), big,
+             gemm=True, ours_params={"n_jobs": 2}),
+        Case("synth_f32_nj2", lambda: synth_data(n_big, 100, "float32"), big,
+             ours_params={"n_jobs": 2}),
         Case("sparse_csr", lambda: sparse_data(n_sp, f_sp, 0.01),
              dict(FIXED_EPOCHS, hidden_layer_sizes=(100,), solver="adam",
                   max_iter=ep_sp)),
@@ -155,7 +161,8 @@ def build_cases(quick):
 
 def make_estimator(lib, case):
     """A fresh, unfitted estimator of ``lib`` configured for ``case``."""
-    return LIBS[lib][case.kind](**case.params)
+    extra = case.ours_params if lib == "ours" and not SELFTEST else {}
+    return LIBS[lib][case.kind](**case.params, **extra)
 
 
 def timed_fit(lib, case, X, y):
@@ -169,16 +176,35 @@ def timed_fit(lib, case, X, y):
 
 
 def peak_fit_memory_mb(lib, case, X, y):
-    """Peak traced memory (MB) of one untimed fit; numpy reports to tracemalloc."""
+    """Peak traced memory (MB) of one untimed fit; numpy reports to tracemalloc.
+
+    With ``n_jobs`` the processes' shared memory and each forked process's own
+    traced peak are added (tracemalloc sees neither): an upper bound, as the peaks
+    need not coincide.
+    """
     model = make_estimator(lib, case)
     gc.collect()
+    team = None if SELFTEST else _team_memory()
+    if team is not None:
+        team.update(shared_bytes=0, forked_peaks=[])
     tracemalloc.start()
     try:
         model.fit(X, y)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+    if lib == "ours" and case.ours_params.get("n_jobs", 1) != 1 and team is not None:
+        peak += team["shared_bytes"] + sum(team["forked_peaks"])
     return peak / 2**20
+
+
+def _team_memory():
+    """The package's record of its latest n_jobs team (None if it has none)."""
+    try:
+        from sknn_scratch._processes import last_team_memory
+    except ImportError:
+        return None
+    return last_team_memory
 
 
 def run_fit_case(case, repeats, fitted):
@@ -384,7 +410,8 @@ def main(argv=None):
           "ratio = t_sklearn / t_ours (> 1: ours faster); scores are training "
           "accuracy; /it = fit time / n_iter_; /call = predict_proba(X[:1]);\n"
           "mem = tracemalloc peak of allocations made during one untimed fit "
-          "(input data excluded)\n")
+          "(input data excluded; _nj2: ours with n_jobs=2, its shared memory and its\n"
+          "forked process's own peak added)\n")
     rows, notes, fitted = [], [], {}
     for case in (c for c in cases if c.name in wanted):
         print(f"running {case.name} ...", file=sys.stderr, flush=True)

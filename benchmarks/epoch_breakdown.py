@@ -10,7 +10,8 @@ Times per epoch, for the dense case (50,000 x 100, (256, 128) hidden units: the
 - ``fit, alpha=0``: the same without the L2 term;
 - ``fit, no optimizer``: the same with the Adam update replaced by nothing;
 - ``fit, one thread``: the same as ``fit`` with BLAS, and so the passes split over two
-  threads, limited to one.
+  threads, limited to one;
+- ``fit, n_jobs=2``: the same as ``fit`` with each mini-batch shared by two processes.
 
 ``fit - products`` is what is left outside matrix multiplication. Each line is the
 best of ``--repeats`` runs (the machine is shared: the best run is the one least
@@ -120,6 +121,7 @@ def main(argv=None):
         rows.append(("fit, no optimizer", fit_epoch(X, y, hidden, args.repeats)))
     with threadpool_limits(limits=1, user_api="blas"):
         rows.append(("fit, one thread", fit_epoch(X, y, hidden, args.repeats)))
+    rows.append(("fit, n_jobs=2", fit_epoch(X, y, hidden, args.repeats, n_jobs=2)))
     print(f"{args.case} {X.dtype}, {X.shape[0]} x {X.shape[1]}, hidden {hidden}, "
           f"batch {BATCH}; ms per epoch, best of {args.repeats}")
     for label, seconds in rows:

@@ -303,8 +303,8 @@ class BaseMLPScratch(BaseEstimator):
         self._last_finite = self._params.copy() if kept is None else kept
         self._epoch_start = self._params.copy()
         gather = _BatchGatherer(X, Y, sw, batch_size)
-        grad = np.empty_like(self._params)
         team = self._process_team(gather)
+        grad = np.empty_like(self._params) if team is None else None  # the team's own
         self.n_iter_ = 0
         diverged = False
         with team if team is not None else contextlib.nullcontext():
@@ -323,9 +323,10 @@ class BaseMLPScratch(BaseEstimator):
                 warnings.warn(
                     f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                     "and the optimization hasn't converged yet.", ConvergenceWarning)
+            finite_at_end = (diverged or incremental or self.early_stopping
+                             or self._finite_at_end(X, Y, batch_size, team))
         del gather, grad, team
-        if not (diverged or incremental or self.early_stopping) and \
-                not self._finite_at_end(X, Y, batch_size):
+        if not finite_at_end:
             self._restore_last_finite(val)
         self._network.release()  # the batch buffers
         if self.early_stopping:
@@ -349,10 +350,10 @@ class BaseMLPScratch(BaseEstimator):
         """One pass over the data in mini-batches; returns the mean batch objective."""
         n, batch_size = gather.X.shape[0], gather.batch_size
         net, opt, params = self._network, self._optimizer, self._params
-        order = (self._random_state.permutation(n) if self.shuffle and batch_size < n
-                 else None)
+        shuffled = self.shuffle and batch_size < n
         if team is not None:
-            return team.run_epoch(order)
+            return team.run_epoch(self._random_state if shuffled else None)
+        order = self._random_state.permutation(n) if shuffled else None
         total = 0.0
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
@@ -372,8 +373,10 @@ class BaseMLPScratch(BaseEstimator):
         self._restore_last_finite(val)
         return True
 
-    def _finite_at_end(self, X, Y, batch_size):
+    def _finite_at_end(self, X, Y, batch_size, team=None):
         """Whether the loss at the weights of the last update (never evaluated) is finite."""
+        if team is not None:
+            return team.loss_is_finite()
         net = self._network
         for start in range(0, X.shape[0], batch_size):
             # the training loop's buffers: a forward pass that allocates its outputs

@@ -25,6 +25,7 @@ order in which a batch's gradient terms are summed differs, so a fit agrees with
 one-process fit to rounding, and equals bitwise every fit with the same ``n_jobs``.
 """
 
+import math
 import mmap
 import os
 import pickle
@@ -35,23 +36,35 @@ import tracemalloc
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-__all__ = ["ProcessTeam", "resolve_n_jobs"]
+__all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs"]
+
+#: Memory of the latest team in this process, for memory benchmarks: the shared memory
+#: it held (bytes) and, when tracemalloc was tracing, each forked process's traced peak
+#: beyond what it inherited (bytes; tracemalloc cannot see shared memory)
+last_team_memory = {"shared_bytes": 0, "forked_peaks": []}
 
 _LINE = 8  # int64 slots per cache line: each process writes its counter on its own
 _ALIGN = 16  # parameter shares start on cache-line boundaries (float32 and float64)
 # control block slots (after the k sync counters, one cache line each)
 _CMD, _OP, _ABORT, _FAILED = range(4)
-_IN_ORDER, _SHUFFLED = 1, 2  # what _OP asks: an epoch without or with `order`
+_IN_ORDER, _SHUFFLED, _CHECK = 1, 2, 3  # what _OP asks: an epoch, or loss_is_finite
 _MSG_BYTES = 1 << 12  # room for a pickled message (optimizer scalars, an error)
 
 
 def resolve_n_jobs(n_jobs):
-    """Processes for ``n_jobs``: None is 1, -1 all CPUs, -2 all but one, ..."""
+    """Processes for ``n_jobs``: None is 1, -1 all usable CPUs, -2 all but one, ..."""
     if n_jobs is None:
         return 1
     if n_jobs < 0:
-        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+        return max(1, _usable_cpus() + 1 + n_jobs)
     return n_jobs
+
+
+def _usable_cpus():
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - platforms without affinity
 
 
 def _shared(shape, dtype):
@@ -99,22 +112,35 @@ class ProcessTeam:
         self.control = self.ctl[_LINE * n_procs:]
         self.order = _shared(gather.X.shape[0], np.intp)
         self.scalars = _shared(_MSG_BYTES, np.uint8)  # the optimizer's, each epoch
-        self.error = _shared(_MSG_BYTES, np.uint8)  # why a forked process failed
-        self._private_state = None
+        # why a forked process failed: one slot each, two may fail at once
+        self.error = _shared((n_procs, _MSG_BYTES), np.uint8)
+        self._entered = False
         self._pids = []
         self._limits = None
         self._synced = 0  # meetings so far
         self._commands = 0  # commands given when the team forked
+        self._traced_at_fork = 0
         self._parent = os.getpid()
+
+    @property
+    def shared_bytes(self):
+        """Bytes of shared memory the team holds (the optimizer's moments included)."""
+        arrays = [self.shared_params, self.grads, self.values, self.ctl, self.order,
+                  self.scalars, self.error]
+        if self._entered:
+            arrays += self.optimizer.state()
+        return sum(a.nbytes for a in arrays)
 
     # ---------------------------------------------------------------- lifetime
     def __enter__(self):
         opt = self.optimizer
-        self._private_state = {name: getattr(opt, name) for name in opt.STATE}
-        for name, arr in self._private_state.items():
-            shared = _shared(arr.shape, arr.dtype)
-            shared[...] = arr
-            setattr(opt, name, shared)
+        for name in opt.STATE:  # moved, not copied: no second copy alive meanwhile
+            private = getattr(opt, name)
+            setattr(opt, name, _shared(private.shape, private.dtype))
+            getattr(opt, name)[...] = private
+            del private
+        self._entered = True
+        last_team_memory.update(shared_bytes=self.shared_bytes, forked_peaks=[])
         # one BLAS thread per process: the team is the parallelism
         self._limits = threadpool_limits(limits=1, user_api="blas")
         # read here, not in the forked process: by the time it runs, this one may
@@ -145,27 +171,32 @@ class ProcessTeam:
         if self._limits is not None:
             self._limits.restore_original_limits()
             self._limits = None
-        opt = self.optimizer
-        for name in self._private_state or ():
-            private = self._private_state[name]
-            private[...] = getattr(opt, name)
-            setattr(opt, name, private)
-        self._private_state = None
+        if self._entered:  # the moments go back to private memory
+            last_team_memory["forked_peaks"] = [int(v) for v in self.values[1:, 2]]
+            self.network.release()  # the batch buffers first: a lower peak
+            for name in self.optimizer.STATE:
+                setattr(self.optimizer, name, np.array(getattr(self.optimizer, name)))
+            self._entered = False
         return False
 
     # ------------------------------------------------------------------ epochs
-    def run_epoch(self, order):
-        """One pass over the data (``order`` as in the one-process loop); the mean
-        batch objective. The parameters and the optimizer are updated."""
-        if order is not None:
-            self.order[:] = order
+    def run_epoch(self, random_state):
+        """One pass over the data, in the order ``random_state.permutation(n)`` draws
+        (in order if None); the mean batch objective. The parameters and the
+        optimizer are updated."""
+        if random_state is not None:  # the permutation, drawn in place
+            order = self.order
+            for start in range(0, len(order), 1 << 13):
+                stop = min(start + (1 << 13), len(order))
+                order[start:stop] = np.arange(start, stop)
+            random_state.shuffle(order)
         # the learning rate and step count as this process has them now
         _write(self.scalars, {k: v for k, v in vars(self.optimizer).items()
                               if not isinstance(v, np.ndarray)})
         self.shared_params[...] = self.params
-        self.control[_OP] = _IN_ORDER if order is None else _SHUFFLED
+        self.control[_OP] = _IN_ORDER if random_state is None else _SHUFFLED
         self.control[_CMD] += 1
-        mean = self._epoch(0, order is not None)
+        mean = self._epoch(0, random_state is not None)
         self.params[...] = self.shared_params
         return mean
 
@@ -176,8 +207,10 @@ class ProcessTeam:
         n, batch_size = gather.X.shape[0], gather.batch_size
         sw = gather.sw
         lo, hi = self.cuts[rank], self.cuts[rank + 1]
-        own_params, acc = params[lo:hi], np.empty(hi - lo, params.dtype)
-        own_state = [s[lo:hi] for s in opt.state()]
+        own_params, own_state = params[lo:hi], [s[lo:hi] for s in opt.state()]
+        # the gradient of the share is summed into process 0's row: nobody else
+        # reads that part of it until the next batch
+        own_grad = grads[0, lo:hi]
         n_coefs = min(max(net.n_coefs - lo, 0), hi - lo)  # coefficients in the share
         alpha, total = self.alpha, 0.0
         for start in range(0, n, batch_size):
@@ -198,18 +231,42 @@ class ProcessTeam:
             self._meet(rank)
             # read now: after the next meeting the others write the next batch's
             loss = float(values[:, 0].sum()) if rank == 0 else 0.0
-            np.add(grads[0, lo:hi], grads[1, lo:hi], out=acc)
-            for j in range(2, k):
-                acc += grads[j, lo:hi]
+            for j in range(1, k):
+                np.add(own_grad, grads[j, lo:hi], out=own_grad)
             l2 = alpha / sw_sum
-            values[rank, 1] = (net.add_l2(own_params, acc, l2, 0, n_coefs)
+            values[rank, 1] = (net.add_l2(own_params, own_grad, l2, 0, n_coefs)
                                if alpha else 0.0)
-            opt._update(own_params, acc, *own_state, *opt.advance())
+            opt._update(own_params, own_grad, *own_state, *opt.advance())
             self._meet(rank)
             if rank == 0:  # the penalties are not rewritten before the next meeting
                 penalty = float(values[:, 1].sum())
                 total += (loss / sw_sum + 0.5 * alpha * penalty / sw_sum) * m
+        if rank and tracemalloc.is_tracing():  # for memory benchmarks
+            values[rank, 2] = tracemalloc.get_traced_memory()[1] - self._traced_at_fork
         return total / n
+
+    def loss_is_finite(self):
+        """Whether the data term at the current parameters is finite on every row
+        (each process checks its share of the rows)."""
+        self.shared_params[...] = self.params
+        self.control[_OP] = _CHECK
+        self.control[_CMD] += 1
+        self._check_finite(0)
+        return bool(self.values[:, 3].all())
+
+    def _check_finite(self, rank):
+        net, X, Y = self.network, self.gather.X, self.gather.Y
+        rows = -(-self.gather.batch_size // self.k)  # the buffers' size
+        first, last = X.shape[0] * rank // self.k, X.shape[0] * (rank + 1) // self.k
+        finite = True
+        for start in range(first, last, rows):
+            stop = min(start + rows, last)
+            finite = math.isfinite(net.data_value(self.shared_params, X[start:stop],
+                                                  Y[start:stop]))
+            if not finite:
+                break
+        self.values[rank, 3] = finite
+        self._meet(rank)
 
     # ------------------------------------------------------------ coordination
     def _meet(self, rank):
@@ -236,9 +293,10 @@ class ProcessTeam:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 self._pids.remove(pid)
-            if done or self.control[_FAILED]:  # a failed process writes, then exits
-                why = (_read(self.error) if self.control[_FAILED]
-                       else f"exited with status {status}")
+            failed = int(self.control[_FAILED])  # set once its message is written
+            if done or failed:
+                why = (_read(self.error[failed]) if failed else
+                       f"exited with status {os.waitstatus_to_exitcode(status)}")
                 raise TeamFailure(f"A process of this fit's n_jobs={self.k} team "
                                   f"failed: {why}")
 
@@ -247,16 +305,21 @@ class ProcessTeam:
         code = 0
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
-            if tracemalloc.is_tracing():
-                tracemalloc.stop()
+            if tracemalloc.is_tracing():  # count this process's own allocations
+                self._traced_at_fork = tracemalloc.get_traced_memory()[0]
+                tracemalloc.reset_peak()
             seen = self._commands
             while True:
                 seen = self._next_command(seen)
+                if self.control[_OP] == _CHECK:
+                    self._check_finite(rank)
+                    continue
                 vars(self.optimizer).update(_read(self.scalars))
                 self._epoch(rank, self.control[_OP] == _SHUFFLED)
         except BaseException as exc:  # noqa: BLE001 - reported to the parent
             code = 1
-            _write(self.error, f"{type(exc).__name__}: {exc}"[:_MSG_BYTES // 2])
+            text = f"{type(exc).__name__}: {exc}".encode()[:_MSG_BYTES // 2]
+            _write(self.error[rank], text.decode(errors="ignore"))
             self.control[_FAILED] = rank
         finally:
             os._exit(code)

@@ -29,6 +29,8 @@ CONFIGS = {
     # which a 10-epoch patience on 20 validation rows can take for convergence
     "sigmoid_early_stopping": dict(activation="sigmoid", early_stopping=True,
                                    learning_rate_init=0.01),
+    # every mini-batch shared by two processes
+    "two_processes": dict(n_jobs=2),
 }
 
 REGRESSOR_ONLY = {

@@ -1,0 +1,517 @@
+"""A fit's mini-batches shared by forked processes (``n_jobs``) train the same model.
+
+With ``n_jobs=k`` each batch's gradient is summed from ``k`` shares of its rows in a
+fixed order: a fit agrees with ``n_jobs=None`` to rounding and is bitwise the same at
+every run with the same ``k``. The ``forks`` fixture counts the processes forked, so
+that no comparison passes because the team never ran, and checks after each test that
+every one of them was reaped. The team must leave nothing else behind either: BLAS
+thread limits as they were, the optimizer's state in private memory, and a failure in
+any process raised in this one.
+"""
+
+import mmap
+import os
+import pickle
+import signal
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor, _processes
+from sknn_scratch._processes import TeamFailure, resolve_n_jobs
+from sknn_scratch.network import Network
+
+RNG = np.random.default_rng(0)
+N = 203  # batches of 32 rows and a last one of 11
+X = RNG.standard_normal((N, 6))
+Y_CLS = np.argmax(X[:, :3] + 0.5 * RNG.standard_normal((N, 3)), axis=1)
+Y_BIN = (X[:, 0] + X[:, 1] > 0).astype(int)
+Y_LABELS = (X[:, :3] + 0.5 * RNG.standard_normal((N, 3)) > 0).astype(int)
+Y_REG = X @ RNG.standard_normal(6) + np.sin(3 * X[:, 0])
+Y_COUNT = RNG.poisson(np.exp(0.5 * X[:, 0]))
+X_SPARSE = sp.random(N, 30, density=0.15, format="csr", random_state=1)
+SW = RNG.uniform(0.2, 2.0, N)
+_KILL = os.kill  # the real one, whatever a test patches
+
+SMALL = dict(hidden_layer_sizes=(8,), max_iter=3, batch_size=32, random_state=0)
+TIGHT = dict(rtol=1e-9, atol=1e-12)  # float64: rounding, a few epochs on
+LOOSE = dict(rtol=1e-4, atol=1e-6)  # float32
+
+
+def _clf(**params):
+    return MLPScratchClassifier(**{**SMALL, **params})
+
+
+def _reg(**params):
+    return MLPScratchRegressor(**{**SMALL, **params})
+
+
+def _fit_quietly(estimator, X, y, **fit_params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a few epochs on purpose
+        return estimator.fit(X, y, **fit_params)
+
+
+def _fit_both(estimator, X, y, n_jobs=2, **fit_params):
+    """The fit with ``n_jobs=None`` and with ``n_jobs``."""
+    return [_fit_quietly(clone(estimator).set_params(n_jobs=j), X, y, **fit_params)
+            for j in (None, n_jobs)]
+
+
+def _arrays(est):
+    """The fitted parameters, learned PReLU slopes included."""
+    return est.coefs_ + est.intercepts_ + [s for s in est.slopes_ if s is not None]
+
+
+def _assert_same_fit(a, b, tol=None):
+    """``b`` trained as ``a`` did: bitwise without ``tol``, else to ``tol``."""
+    assert_equal = (np.testing.assert_array_equal if tol is None else
+                    lambda x, y: np.testing.assert_allclose(x, y, **tol))
+    assert (a.n_iter_, a.t_) == (b.n_iter_, b.t_)
+    assert len(_arrays(a)) == len(_arrays(b))
+    for x, y in zip(_arrays(a), _arrays(b)):
+        assert x.dtype == y.dtype
+        assert_equal(x, y)
+    assert_equal(a.loss_curve_, b.loss_curve_)
+    opt_a, opt_b = a._optimizer, b._optimizer
+    assert (opt_a is None) == (opt_b is None)
+    if opt_a is not None:
+        assert opt_a.learning_rate == opt_b.learning_rate
+        assert getattr(opt_a, "t", None) == getattr(opt_b, "t", None)  # Adam's steps
+        for x, y in zip(opt_a.state(), opt_b.state()):
+            assert_equal(x, y)
+
+
+def _in_shared_memory(a):
+    """Whether array ``a`` lies in an mmap (its base chain, memoryviews included)."""
+    while a is not None:
+        if isinstance(a, mmap.mmap):
+            return True
+        a = a.obj if isinstance(a, memoryview) else getattr(a, "base", None)
+    return False
+
+
+def _assert_private(est):
+    assert _in_shared_memory(_processes._shared(4, np.float64))  # the check can see it
+    arrays = [est._params, *_arrays(est)]
+    if est._optimizer is not None:
+        arrays += [getattr(est._optimizer, name) for name in est._optimizer.STATE]
+    assert not any(_in_shared_memory(a) for a in arrays)
+
+
+def _assert_reaped(pids):
+    """None of ``pids`` is left, running or a zombie, and no other child has exited
+    (a process left is killed first: the check fails, and nothing is left spinning)."""
+    left = []
+    for pid in pids:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped, as it should be
+            continue
+        left.append(pid)
+        if not done:
+            _KILL(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert not left, "forked processes left behind"
+    try:
+        assert os.waitpid(-1, os.WNOHANG) == (0, 0)  # this process has other children
+    except ChildProcessError:
+        pass
+
+
+def _blas_threads():
+    return [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()
+            if lib["user_api"] == "blas"]
+
+
+def _hook_data_grad(monkeypatch, hook):
+    """Call ``hook(in_parent)`` before each ``Network.data_grad`` of the test's fits."""
+    parent, original = os.getpid(), Network.data_grad
+
+    def data_grad(self, *args, **kwargs):
+        hook(os.getpid() == parent)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Network, "data_grad", data_grad)
+
+
+@pytest.fixture
+def forks(monkeypatch):
+    """The ids of the processes the test's fits forked; all reaped at the end."""
+    if not hasattr(os, "fork"):
+        pytest.skip("needs os.fork")
+    pids, fork = [], os.fork
+
+    def counting_fork():
+        pid = fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", counting_fork)
+    yield pids
+    _assert_reaped(pids)
+
+
+@pytest.fixture
+def blas_two():
+    """BLAS allowed two threads (the suite runs at one, which a team would not change);
+    yields the limits as BLAS reports them, so a test can show they come back."""
+    with threadpool_limits(limits=2, user_api="blas"):
+        yield _blas_threads()
+
+
+@pytest.fixture
+def no_kill(monkeypatch):
+    """Fail if a forked process had to be killed instead of exiting when told."""
+    kill, killed = os.kill, []
+
+    def recording_kill(pid, sig):
+        if sig == signal.SIGKILL:
+            killed.append(pid)
+        kill(pid, sig)
+
+    monkeypatch.setattr(os, "kill", recording_kill)
+    yield
+    assert not killed, "a forked process was stuck and killed"
+
+
+# ---------------------------------------------------------------- agreement to rounding
+@pytest.mark.parametrize("estimator, X, y, sw", [
+    pytest.param(_clf(), X, Y_CLS, None, id="adam"),
+    pytest.param(_clf(alpha=0.0), X, Y_CLS, None, id="adam-alpha0"),
+    pytest.param(_clf(alpha=1.0), X, Y_CLS, None, id="adam-alpha1"),
+    pytest.param(_clf(solver="sgd", learning_rate_init=0.1), X, Y_CLS, None,
+                 id="sgd-nesterov"),
+    pytest.param(_clf(solver="sgd", learning_rate_init=0.1, nesterovs_momentum=False),
+                 X, Y_CLS, None, id="sgd-momentum"),
+    pytest.param(_clf(solver="sgd", momentum=0.0, learning_rate_init=0.1), X, Y_CLS,
+                 None, id="sgd-plain"),
+    pytest.param(_clf(solver="sgd", learning_rate="invscaling", learning_rate_init=0.5,
+                      power_t=0.25), X, Y_CLS, None, id="sgd-invscaling"),
+    pytest.param(_clf(shuffle=False), X, Y_CLS, None, id="no-shuffle"),
+    pytest.param(_clf(hidden_layer_sizes=(8, 5), activation="tanh"), X, Y_CLS, None,
+                 id="two-layers"),
+    pytest.param(_clf(activation="prelu"), X, Y_CLS, None, id="prelu"),
+    pytest.param(_clf(), X, Y_BIN, None, id="binary"),
+    pytest.param(_clf(), X, Y_LABELS, None, id="multi-label"),
+    pytest.param(_clf(), X, Y_CLS, SW, id="sample-weight"),
+    pytest.param(_clf(solver="sgd", alpha=0.1, learning_rate_init=0.1), X_SPARSE,
+                 Y_CLS, None, id="sparse-sgd"),
+    pytest.param(_clf(), X_SPARSE, Y_CLS, SW, id="sparse-adam-sample-weight"),
+    pytest.param(_reg(), X, Y_REG, None, id="squared-error"),
+    pytest.param(_reg(loss="poisson", solver="sgd", learning_rate_init=0.01), X,
+                 Y_COUNT, None, id="poisson"),
+    pytest.param(_reg(), X, np.c_[Y_REG, -Y_REG], SW, id="two-outputs-sample-weight"),
+])
+def test_a_team_of_two_trains_as_one_process(estimator, X, y, sw, forks):
+    one, two = _fit_both(estimator, X, y, sample_weight=sw)
+    assert len(forks) == 1
+    _assert_same_fit(one, two, TIGHT)
+
+
+def test_the_adaptive_rate_falls_at_the_same_epochs(forks):
+    """A large tol stalls every epoch: the rate is divided by 5 twice in 5 epochs."""
+    one, two = _fit_both(_clf(solver="sgd", learning_rate="adaptive", tol=10.0,
+                              n_iter_no_change=1, max_iter=5, learning_rate_init=0.1),
+                         X, Y_CLS)
+    assert len(forks) == 1
+    assert two._optimizer.learning_rate == pytest.approx(0.1 / 25)
+    _assert_same_fit(one, two, TIGHT)
+
+
+@pytest.mark.parametrize("X", [X, X_SPARSE], ids=["dense", "sparse"])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_float32_stays_float32_and_agrees(X, solver, forks):
+    one, two = _fit_both(_clf(solver=solver, learning_rate_init=0.01),
+                         X.astype(np.float32), Y_CLS)
+    assert len(forks) == 1
+    state = list(two._optimizer.state())
+    assert all(a.dtype == np.float32 for a in _arrays(two) + state)
+    assert two.predict_proba(X.astype(np.float32)).dtype == np.float32
+    _assert_same_fit(one, two, LOOSE)
+
+
+@pytest.mark.parametrize("n, batch_size", [
+    (61, 2),  # none of a batch's rows for process 0; a last batch of one row
+    (193, 32),  # a last batch of one row, fewer than the processes
+])
+def test_processes_without_rows_in_a_batch(n, batch_size, forks):
+    one, three = _fit_both(_clf(batch_size=batch_size, max_iter=2), X[:n], Y_CLS[:n],
+                           n_jobs=3, sample_weight=SW[:n])
+    assert len(forks) == 2
+    _assert_same_fit(one, three, TIGHT)
+
+
+def test_n_jobs_minus_one_uses_every_cpu(forks):
+    one, every = _fit_both(_clf(), X, Y_CLS, n_jobs=-1)
+    assert len(forks) == len(os.sched_getaffinity(0)) - 1
+    _assert_same_fit(one, every, TIGHT)
+
+
+# ------------------------------------------------------------------------ determinism
+@pytest.mark.parametrize("n_jobs", [2, 3])
+@pytest.mark.parametrize("estimator, X, y", [
+    pytest.param(_clf(), X, Y_CLS, id="adam-dense"),
+    pytest.param(_clf(solver="sgd", learning_rate_init=0.1),
+                 X_SPARSE.astype(np.float32), Y_CLS, id="sgd-sparse-float32"),
+])
+def test_fits_with_the_same_n_jobs_are_bitwise_equal(estimator, X, y, n_jobs, forks):
+    first, second = (_fit_quietly(clone(estimator).set_params(n_jobs=n_jobs), X, y,
+                                  sample_weight=SW) for _ in range(2))
+    assert len(forks) == 2 * (n_jobs - 1)
+    _assert_same_fit(first, second)
+
+
+def test_a_fit_from_a_worker_thread_is_that_of_the_main_thread(forks):
+    est = _clf(n_jobs=2)
+    main = _fit_quietly(clone(est), X, Y_CLS)
+    with ThreadPoolExecutor(1) as worker:
+        other = worker.submit(_fit_quietly, clone(est), X, Y_CLS).result()
+    assert len(forks) == 2
+    _assert_same_fit(main, other)
+
+
+# ------------------------------------------------------- fits continued or cut short
+def _partial_fits(est):
+    est.partial_fit(X[:100], Y_CLS[:100], classes=[0, 1, 2])
+    est.partial_fit(X[100:], Y_CLS[100:], sample_weight=SW[100:])
+    return est.partial_fit(X, Y_CLS)
+
+
+def _warm_fits(est):
+    est.set_params(warm_start=True, max_iter=2)
+    _fit_quietly(est, X[:150], Y_CLS[:150])
+    return _fit_quietly(est, X, Y_CLS)
+
+
+@pytest.mark.parametrize("fits, n_fits", [(_partial_fits, 3), (_warm_fits, 2)],
+                         ids=["partial_fit", "warm_start"])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_continued_fits_carry_the_optimizer_state_over(fits, n_fits, solver, forks):
+    """Adam's moments and step count (SGD's velocity) come back from each team."""
+    one, two = (fits(_clf(solver=solver, n_jobs=n_jobs)) for n_jobs in (None, 2))
+    assert len(forks) == n_fits
+    _assert_same_fit(one, two, TIGHT)
+    _assert_private(two)
+
+
+def test_early_stopping_scores_and_restores_the_same_epoch(forks):
+    """The same validation scores, and the weights of the same best epoch (not the
+    last) restored."""
+    one, two = _fit_both(_reg(early_stopping=True, tol=0.0, n_iter_no_change=2,
+                              max_iter=30, learning_rate_init=0.05, random_state=1),
+                         X, Y_REG)
+    assert len(forks) == 1
+    best = int(np.argmax(two.validation_scores_))
+    assert best < two.n_iter_ - 1  # the weights kept are not the last epoch's
+    assert best == int(np.argmax(one.validation_scores_))
+    np.testing.assert_allclose(one.validation_scores_, two.validation_scores_, **TIGHT)
+    assert one.best_validation_score_ == pytest.approx(two.best_validation_score_,
+                                                       rel=1e-12)
+    _assert_same_fit(one, two, TIGHT)
+
+
+@pytest.mark.parametrize("estimator, X, y", [
+    # huge steps on unscaled input: a non-finite epoch
+    pytest.param(_clf(solver="sgd", learning_rate_init=1e6, max_iter=5), X * 1e3, Y_CLS,
+                 id="non-finite-epoch"),
+    # every epoch finite, but the weights of the last update overflow on the one row,
+    # which process 1 checks (see test_divergence.py)
+    pytest.param(_reg(activation="identity", hidden_layer_sizes=(3,), max_iter=5,
+                      solver="sgd", batch_size="auto"),
+                 np.array([[123.0, 0.0]]), np.array([17.64052346]), id="last-update"),
+])
+def test_divergence_is_reported_as_in_one_process(estimator, X, y, forks):
+    """The same warnings, epochs and kept finite weights."""
+    fits, said = [], []
+    for n_jobs in (None, 2):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fits.append(clone(estimator).set_params(n_jobs=n_jobs).fit(X, y))
+        said.append([(w.category, str(w.message)) for w in caught])
+    one, two = fits
+    assert len(forks) == 1
+    assert said[0] == said[1]
+    assert said[1][-1][0] is ConvergenceWarning and "diverged" in said[1][-1][1]
+    assert all(np.isfinite(a).all() for a in _arrays(two))
+    assert np.isfinite(two.predict(X)).all()
+    assert two._optimizer is None  # its moments were not finite
+    _assert_same_fit(one, two, dict(rtol=1e-9, atol=0))  # weights up to 1e60
+
+
+# ------------------------------------------------------------ what a team leaves behind
+@pytest.mark.parametrize("fits", [
+    lambda est: _fit_quietly(est, X_SPARSE, Y_CLS),
+    lambda est: est.partial_fit(X_SPARSE, Y_CLS, classes=[0, 1, 2]),
+], ids=["fit", "partial_fit"])
+def test_a_team_leaves_no_process_shared_memory_or_blas_limit(
+        fits, forks, blas_two, no_kill, monkeypatch):
+    during = []  # BLAS's limits in this process's first batch
+
+    def record_limits(in_parent):
+        if in_parent and not during:
+            during.append({threads for _, threads in _blas_threads()})
+
+    _hook_data_grad(monkeypatch, record_limits)
+    est = fits(_clf(solver="sgd", n_jobs=3))
+    assert len(forks) == 2
+    _assert_reaped(forks)
+    assert during == [{1}]  # one BLAS thread per process while the team ran
+    assert _blas_threads() == blas_two
+    _assert_private(est)
+    copy = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(copy.predict_proba(X_SPARSE),
+                                  est.predict_proba(X_SPARSE))
+
+
+def _child_raises(in_parent):
+    if not in_parent:
+        raise FloatingPointError("boom")
+
+
+def _child_exits(in_parent):
+    if not in_parent:
+        os._exit(3)
+
+
+@pytest.mark.parametrize("n_jobs", [2, 3])
+@pytest.mark.parametrize("hook, message", [(_child_raises, "FloatingPointError: boom"),
+                                           (_child_exits, "exited with status 3")],
+                         ids=["raises", "exits"])
+def test_a_failure_in_a_forked_process_is_raised_here(
+        hook, message, n_jobs, forks, blas_two, no_kill, monkeypatch):
+    assert issubclass(TeamFailure, RuntimeError)
+    _hook_data_grad(monkeypatch, hook)
+    est = _clf(n_jobs=n_jobs)
+    with pytest.raises(TeamFailure, match=message):
+        est.fit(X, Y_CLS)
+    assert len(forks) == n_jobs - 1
+    _assert_reaped(forks)
+    assert _blas_threads() == blas_two
+    _assert_private(est)
+
+
+def test_failures_of_two_processes_at_once_give_one_whole_message(
+        forks, no_kill, monkeypatch):
+    """Each forked process writes its message in its own slot: two failing together
+    (messages of different lengths) cannot mix a length with another's text."""
+    def child_raises_by_pid(in_parent):
+        if not in_parent:
+            raise FloatingPointError(f"process {os.getpid()} " + "x" * (os.getpid() % 97))
+
+    _hook_data_grad(monkeypatch, child_raises_by_pid)
+    for _ in range(20):
+        with pytest.raises(TeamFailure) as info:
+            _clf(n_jobs=3, batch_size=30).fit(X, Y_CLS)
+        pid = int(str(info.value).split("process ")[-1].split()[0])
+        assert str(info.value).endswith(f"process {pid} " + "x" * (pid % 97))
+
+
+def test_a_long_non_ascii_message_is_cut_not_lost(forks, no_kill, monkeypatch):
+    def child_raises(in_parent):
+        if not in_parent:
+            raise ValueError("\u00e9" * 3000)
+
+    _hook_data_grad(monkeypatch, child_raises)
+    with pytest.raises(TeamFailure, match="ValueError: \u00e9\u00e9"):
+        _clf(n_jobs=2).fit(X, Y_CLS)
+
+
+@pytest.mark.parametrize("n_jobs", [2, 3])
+def test_a_failure_here_stops_the_forked_processes(
+        n_jobs, forks, blas_two, no_kill, monkeypatch):
+    """The parent fails in its 9th batch (the second epoch), while the others wait for
+    it: its own error comes out, and they exit when told, without being killed."""
+    calls = []
+
+    def parent_fails(in_parent):
+        if in_parent:
+            calls.append(1)
+            if len(calls) == 9:
+                raise FloatingPointError("parent boom")
+
+    _hook_data_grad(monkeypatch, parent_fails)
+    est = _clf(n_jobs=n_jobs)
+    with pytest.raises(FloatingPointError, match="parent boom"):
+        est.fit(X, Y_CLS)
+    assert len(forks) == n_jobs - 1
+    _assert_reaped(forks)
+    assert _blas_threads() == blas_two
+    _assert_private(est)
+
+
+def test_a_fork_that_fails_leaves_nothing_behind(forks, blas_two, no_kill, monkeypatch):
+    """The second of two forks fails: the first process forked is stopped and reaped."""
+    fork = os.fork
+
+    def second_fails():
+        if forks:
+            raise BlockingIOError("no more processes")
+        return fork()
+
+    monkeypatch.setattr(os, "fork", second_fails)
+    est = _clf(n_jobs=3)
+    with pytest.raises(BlockingIOError, match="no more processes"):
+        est.fit(X, Y_CLS)
+    assert len(forks) == 1
+    _assert_reaped(forks)
+    assert _blas_threads() == blas_two
+    _assert_private(est)
+
+
+# ---------------------------------------------------------- no team, and n_jobs itself
+@pytest.mark.parametrize("n_jobs", [0, 1.5, "2"])
+def test_an_invalid_n_jobs_is_refused_at_fit(n_jobs):
+    with pytest.raises(ValueError, match="n_jobs"):
+        _clf(n_jobs=n_jobs).fit(X, Y_CLS)
+
+
+@pytest.mark.parametrize("n_jobs, cpus, expected", [
+    (None, 4, 1), (1, 4, 1), (3, 4, 3), (8, 4, 8),
+    (-1, 4, 4), (-2, 4, 3), (-4, 4, 1), (-9, 4, 1),
+    (-1, 1, 1),
+])
+def test_resolve_n_jobs(n_jobs, cpus, expected, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    assert resolve_n_jobs(n_jobs) == expected
+
+
+def _fork_forbidden():
+    raise AssertionError("forked")
+
+
+@pytest.mark.parametrize("estimator, n_jobs", [
+    pytest.param(_clf(solver="lbfgs", max_iter=5), 2, id="lbfgs"),
+    pytest.param(_reg(solver="lbfgs", max_iter=5), -1, id="lbfgs-all-cpus"),
+    pytest.param(_clf(), 1, id="n_jobs=1"),
+])
+def test_fits_without_a_team_are_bitwise_those_of_one_process(
+        estimator, n_jobs, monkeypatch):
+    y = Y_REG if isinstance(estimator, MLPScratchRegressor) else Y_CLS
+    monkeypatch.setattr(os, "fork", _fork_forbidden, raising=False)
+    one, same = _fit_both(estimator, X, y, n_jobs=n_jobs)
+    _assert_same_fit(one, same)
+
+
+def test_without_fork_a_warning_and_one_process(monkeypatch):
+    monkeypatch.delattr(os, "fork", raising=False)
+    one = _fit_quietly(_clf(), X, Y_CLS)
+    with pytest.warns(UserWarning, match=r"os\.fork"):
+        same = _fit_quietly(_clf(n_jobs=2), X, Y_CLS)
+    _assert_same_fit(one, same)
+
+
+@pytest.mark.parametrize("cls", [MLPScratchClassifier, MLPScratchRegressor])
+def test_n_jobs_is_a_parameter(cls):
+    assert cls().get_params()["n_jobs"] is None
+    est = cls(n_jobs=3)
+    assert est.get_params()["n_jobs"] == 3
+    assert clone(est).n_jobs == 3
+    assert est.set_params(n_jobs=-1).n_jobs == -1
