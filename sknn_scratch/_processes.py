@@ -25,6 +25,7 @@ order in which a batch's gradient terms are summed differs, so a fit agrees with
 one-process fit to rounding, and equals bitwise every fit with the same ``n_jobs``.
 """
 
+import functools
 import math
 import mmap
 import os
@@ -34,7 +35,7 @@ import time
 import tracemalloc
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs"]
 
@@ -58,6 +59,12 @@ def resolve_n_jobs(n_jobs):
     if n_jobs < 0:
         return max(1, _usable_cpus() + 1 + n_jobs)
     return n_jobs
+
+
+@functools.cache
+def _controller():
+    """The thread pools loaded in this process (finding them takes about 10 ms)."""
+    return ThreadpoolController()
 
 
 def _usable_cpus():
@@ -142,7 +149,7 @@ class ProcessTeam:
         self._entered = True
         last_team_memory.update(shared_bytes=self.shared_bytes, forked_peaks=[])
         # one BLAS thread per process: the team is the parallelism
-        self._limits = threadpool_limits(limits=1, user_api="blas")
+        self._limits = _controller().limit(limits=1, user_api="blas")
         # read here, not in the forked process: by the time it runs, this one may
         # already have given its first command
         self._commands = int(self.control[_CMD])
