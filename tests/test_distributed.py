@@ -248,7 +248,7 @@ def test_readme_scaling_out_runs_against_a_running_scheduler(cluster, monkeypatc
     """The section's snippets run as written, but on the fixture's scheduler."""
     local, _ = cluster
     blocks = _readme_python_blocks("Scaling out")
-    assert len(blocks) == 2 and '"tcp://scheduler:8786"' in blocks[1]
+    assert len(blocks) == 3 and '"tcp://scheduler:8786"' in blocks[1]
     namespace = {"__name__": "__readme__"}
     exec(compile(blocks[0], "README.md [Scaling out, block 1]", "exec"), namespace)
     loky_result = namespace["search"].cv_results_["mean_test_score"]
@@ -256,3 +256,15 @@ def test_readme_scaling_out_runs_against_a_running_scheduler(cluster, monkeypatc
     exec(compile(code, "README.md [Scaling out, block 2]", "exec"), namespace)
     dask_result = namespace["search"].cv_results_["mean_test_score"]
     assert np.array_equal(loky_result, dask_result)
+
+
+def test_readme_one_fit_in_two_processes_runs(capsys):
+    """The section's n_jobs snippet runs as written and agrees with one process."""
+    code = _readme_python_blocks("Scaling out")[2]
+    namespace = {"__name__": "__readme__"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 3 epochs on purpose
+        exec(compile(code, "README.md [Scaling out, n_jobs]", "exec"), namespace)
+    assert float(capsys.readouterr().out) < 1e-12
+    one, two = namespace["one"], namespace["two"]
+    assert one.loss_curve_ == pytest.approx(two.loss_curve_, rel=1e-12)
