@@ -113,7 +113,9 @@ class ProcessTeam:
         self.cuts = [*cuts, n_params]
         self.shared_params = _shared(n_params, dtype)
         self.grads = _shared((n_procs, n_params), dtype)
-        self.values = _shared((n_procs, _LINE), np.float64)  # loss, penalty per process
+        # per process, a cache line each: batch loss, penalty share, traced peak, and
+        # whether its rows' loss is finite (loss_is_finite)
+        self.values = _shared((n_procs, _LINE), np.float64)
         self.ctl = _shared(_LINE * (n_procs + 1), np.int64)
         self.sync = self.ctl[:_LINE * n_procs:_LINE]
         self.control = self.ctl[_LINE * n_procs:]
