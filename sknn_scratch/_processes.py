@@ -18,7 +18,7 @@ A team of processes (this one and ``n_jobs - 1`` forked ones) splits each batch 
 Parameters, moments and gradients live in shared memory. A process that waits polls a
 counter in shared memory (yielding the core if another process wants it): no sleeping
 thread to wake and no GIL in common, so a meeting costs microseconds. Between epochs
-the forked processes poll slowly and cost nothing.
+a forked process polls for a few milliseconds, then sleeps 0.1 ms between polls.
 
 The objective, the schedule and the stopping rules are those of one process; only the
 order in which a batch's gradient terms are summed differs, so a fit agrees with the
