@@ -25,7 +25,6 @@ order in which a batch's gradient terms are summed differs, so a fit agrees with
 one-process fit to rounding, and equals bitwise every fit with the same ``n_jobs``.
 """
 
-import functools
 import math
 import mmap
 import os
@@ -35,7 +34,7 @@ import time
 import tracemalloc
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
+from ._threads import thread_pools
 
 __all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs"]
 
@@ -59,12 +58,6 @@ def resolve_n_jobs(n_jobs):
     if n_jobs < 0:
         return max(1, _usable_cpus() + 1 + n_jobs)
     return n_jobs
-
-
-@functools.cache
-def _controller():
-    """The thread pools loaded in this process (finding them takes about 10 ms)."""
-    return ThreadpoolController()
 
 
 def _usable_cpus():
@@ -151,7 +144,7 @@ class ProcessTeam:
         self._entered = True
         last_team_memory.update(shared_bytes=self.shared_bytes, forked_peaks=[])
         # one BLAS thread per process: the team is the parallelism
-        self._limits = _controller().limit(limits=1, user_api="blas")
+        self._limits = thread_pools().limit(limits=1, user_api="blas")
         # read here, not in the forked process: by the time it runs, this one may
         # already have given its first command
         self._commands = int(self.control[_CMD])
@@ -245,7 +238,7 @@ class ProcessTeam:
             l2 = alpha / sw_sum
             values[rank, 1] = (net.add_l2(own_params, own_grad, l2, 0, n_coefs)
                                if alpha else 0.0)
-            opt._update(own_params, own_grad, *own_state, *opt.advance())
+            opt.update(own_params, own_grad, *own_state, *opt.advance())
             self._meet(rank)
             if rank == 0:  # the penalties are not rewritten before the next meeting
                 penalty = float(values[:, 1].sum())
@@ -295,8 +288,7 @@ class ProcessTeam:
     def _check(self, rank):
         """Leave a meeting that will never complete."""
         if rank != 0:
-            if self.control[_ABORT] or os.getppid() != self._parent:
-                os._exit(0)  # pragma: no cover - runs in a forked process
+            self._exit_if_abandoned()  # pragma: no cover - runs in a forked process
             return
         for pid in list(self._pids):
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -338,14 +330,18 @@ class ProcessTeam:
         polls = 0
         while self.control[_CMD] == seen:
             polls += 1
-            if self.control[_ABORT] or (polls % 256 == 0
-                                         and os.getppid() != self._parent):
-                os._exit(0)
+            if self.control[_ABORT] or polls % 256 == 0:
+                self._exit_if_abandoned()
             if polls > 20000:
                 time.sleep(1e-4)
             elif polls % 64 == 0:
                 os.sched_yield()
         return int(self.control[_CMD])
+
+    def _exit_if_abandoned(self):  # pragma: no cover - runs in a forked process
+        """A forked process leaves when told to or when its parent is gone."""
+        if self.control[_ABORT] or os.getppid() != self._parent:
+            os._exit(0)
 
 
 def _write(buffer, obj):

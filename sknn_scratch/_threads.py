@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["run_halves", "two_threads"]
+__all__ = ["run_halves", "thread_pools", "two_threads"]
 
 _NAME = "sknn_scratch_helper"
 _state = {"executor": None, "starting": threading.Lock()}
@@ -69,8 +69,15 @@ def _blas_threads():
 
 
 @functools.cache
+def thread_pools():
+    """The thread pools (BLAS, OpenMP) loaded in this process; finding them takes
+    about 10 ms, so once."""
+    return ThreadpoolController()
+
+
+@functools.cache
 def _numpy_blas():
     """numpy's BLAS library controller (the first BLAS loaded when none is numpy's)."""
-    libs = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    libs = [c for c in thread_pools().lib_controllers if c.user_api == "blas"]
     own = [c for c in libs if "numpy" in c.filepath]
     return (own or libs or [None])[0]

@@ -36,8 +36,8 @@ _COMMON_DOC = """
     max_fun :
         As in scikit-learn's MLP, with the same defaults and meaning.
     n_jobs : int or None, default=None
-        Processes that share each mini-batch of ``sgd`` / ``adam`` (None is 1, -1 all
-        CPUs): this one and ``n_jobs - 1`` forked for the fit, each with one BLAS
+        Processes that share each mini-batch of ``sgd`` / ``adam`` (None is 1, -1 every
+        CPU this process may run on): this one and ``n_jobs - 1`` forked for the fit, each with one BLAS
         thread, computing the gradient of its share of the rows and updating its
         share of the parameters. Worth it from a few thousand rows (on 2 cores the
         README's large case trains 1.24-1.65x faster), not on a few hundred. The result

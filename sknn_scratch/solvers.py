@@ -11,16 +11,30 @@ import math
 
 import numpy as np
 import scipy.optimize
-from threadpoolctl import ThreadpoolController
-
-from ._threads import run_halves, two_threads
+from ._threads import run_halves, thread_pools, two_threads
 
 # parameters from which a step runs in two threads (about 50 us of hand-off): at
 # 500,000 parameters Adam's step takes 0.74 ms instead of 1.17, at 131,000 no less
 PARALLEL_STEP = 1 << 18
 
 
-class SGD:
+class _Stochastic:
+    """What SGD and Adam share: a step is ``update`` on the parameters, the gradient
+    and the per-parameter arrays named in ``STATE``, with the scalars ``advance``
+    gives. ``update`` is elementwise, so it may run on any share of those arrays."""
+
+    STATE = ()
+
+    def step(self, params, grad):
+        """Update ``params`` in place from ``grad`` (``grad`` is overwritten)."""
+        _run(self.update, (params, grad, *self.state()), *self.advance())
+
+    def state(self):
+        """The per-parameter arrays the step updates alongside the parameters."""
+        return tuple(getattr(self, name) for name in self.STATE)
+
+
+class SGD(_Stochastic):
     """Stochastic gradient descent with momentum.
 
     ``v <- momentum v - lr g``; the step is ``v`` or, with Nesterov, ``momentum v - lr g``.
@@ -40,21 +54,13 @@ class SGD:
         self.power_t = float(power_t)
         self.velocity = np.zeros(n_params, dtype)
 
-    def step(self, params, grad):
-        """Update ``params`` in place from ``grad`` (``grad`` may be overwritten)."""
-        _run(self._update, (params, grad, *self.state()), *self.advance())
-
-    STATE = ("velocity",)  # attributes holding per-parameter arrays, in state() order
-
-    def state(self):
-        """The per-parameter arrays the step updates alongside the parameters."""
-        return (self.velocity,)
+    STATE = ("velocity",)
 
     def advance(self):
-        """The scalars of the next step (``_update``'s trailing arguments)."""
+        """The scalars of the next step (``update``'s trailing arguments)."""
         return (self.learning_rate,)
 
-    def _update(self, params, grad, v, lr):
+    def update(self, params, grad, v, lr):
         # numpy ufuncs with out=, not scipy's BLAS: scipy ships its own OpenBLAS,
         # whose threads would spin against numpy's between every two matrix products
         grad *= -lr
@@ -90,7 +96,7 @@ class SGD:
         return False
 
 
-class Adam:
+class Adam(_Stochastic):
     """Adam (Kingma & Ba, 2014), with the bias correction folded into the step size.
 
     ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
@@ -111,18 +117,10 @@ class Adam:
         self.m = np.zeros(n_params, dtype)  # first moment / (1 - beta_1)
         self.v = np.zeros(n_params, dtype)  # second moment / (1 - beta_2)
 
-    def step(self, params, grad):
-        """Update ``params`` in place from ``grad`` (``grad`` is overwritten)."""
-        _run(self._update, (params, grad, *self.state()), *self.advance())
-
     STATE = ("m", "v")
 
-    def state(self):
-        """The per-parameter arrays the step updates alongside the parameters."""
-        return self.m, self.v
-
     def advance(self):
-        """Count the step; the scalars of its ``_update``."""
+        """Count the step; the scalars of its ``update``."""
         self.t += 1
         b1, b2 = self.beta_1, self.beta_2
         self.learning_rate = (self.learning_rate_init * math.sqrt(1 - b2 ** self.t)
@@ -131,7 +129,7 @@ class Adam:
         root = math.sqrt(1 - b2)
         return self.epsilon / root, self.learning_rate * (1 - b1) / root
 
-    def _update(self, params, grad, m, v, eps, scale):
+    def update(self, params, grad, m, v, eps, scale):
         b1, b2 = self.beta_1, self.beta_2
         m *= b1
         m += grad
@@ -185,7 +183,7 @@ def lbfgs(fun, x0, max_iter, max_fun, tol, callback=None):
 @functools.cache
 def _scipy_blas():
     """The BLAS libraries scipy loaded for itself, apart from numpy's (may be none)."""
-    controller = ThreadpoolController()
+    controller = thread_pools()
     own = [c.filepath for c in controller.lib_controllers
            if c.user_api == "blas" and "scipy" in c.filepath and "numpy" not in c.filepath]
     return controller.select(filepath=own)
