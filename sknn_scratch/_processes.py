@@ -34,6 +34,7 @@ import time
 import tracemalloc
 
 import numpy as np
+
 from ._threads import thread_pools
 
 __all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs"]
