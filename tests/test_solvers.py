@@ -116,3 +116,11 @@ def test_lbfgs_minimizes_a_quadratic_and_reports_each_iteration():
     np.testing.assert_allclose(result.x, np.linalg.solve(A, b), rtol=1e-6)
     assert len(seen) == result.nit
     assert seen == sorted(seen, reverse=True)
+
+
+def test_state_is_the_arrays_named_in_STATE():
+    """The n_jobs team moves the attributes named in STATE; the step uses state()."""
+    for opt in (SGD(5, np.float64), Adam(5, np.float64)):
+        names = [getattr(opt, name) for name in opt.STATE]
+        assert len(opt.state()) == len(names)
+        assert all(a is b for a, b in zip(opt.state(), names))
