@@ -179,15 +179,17 @@ def timed_fit(lib, case, X, y):
 def peak_fit_memory_mb(lib, case, X, y):
     """Peak traced memory (MB) of one untimed fit; numpy reports to tracemalloc.
 
-    With ``n_jobs`` the processes' shared memory and each forked process's own
-    traced peak are added (tracemalloc sees neither): an upper bound, as the peaks
-    need not coincide.
+    With ``n_jobs``, tracemalloc sees neither the processes' shared memory nor the
+    forked process: the package's bound on the team's memory while it held shared
+    memory (this process's traced peak until then, plus the shared memory, plus each
+    forked process's own traced peak; an upper bound, as the peaks need not coincide)
+    is taken when it is higher.
     """
     model = make_estimator(lib, case)
     gc.collect()
     team = None if SELFTEST else _team_memory()
     if team is not None:
-        team.update(shared_bytes=0, forked_peaks=[])
+        team.update(shared_bytes=0, forked_peaks=[], peak_bytes=0)
     tracemalloc.start()
     try:
         model.fit(X, y)
@@ -195,7 +197,7 @@ def peak_fit_memory_mb(lib, case, X, y):
     finally:
         tracemalloc.stop()
     if lib == "ours" and case.ours_params.get("n_jobs", 1) != 1 and team is not None:
-        peak += team["shared_bytes"] + sum(team["forked_peaks"])
+        peak = max(peak, team["peak_bytes"])
     return peak / 2**20
 
 
@@ -411,8 +413,8 @@ def main(argv=None):
           "ratio = t_sklearn / t_ours (> 1: ours faster); scores are training "
           "accuracy; /it = fit time / n_iter_; /call = predict_proba(X[:1]);\n"
           "mem = tracemalloc peak of allocations made during one untimed fit "
-          "(input data excluded; _nj2: ours with n_jobs=2, its shared memory and its\n"
-          "forked process's own peak added)\n")
+          "(input data excluded; _nj2: ours with n_jobs=2; while its processes share\n"
+          "memory, that memory and the forked process's own peak are added)\n")
     rows, notes, fitted = [], [], {}
     for case in (c for c in cases if c.name in wanted):
         print(f"running {case.name} ...", file=sys.stderr, flush=True)

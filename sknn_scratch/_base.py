@@ -296,20 +296,24 @@ class BaseMLPScratch(BaseEstimator):
             warnings.warn("Got `batch_size` larger than the sample size. "
                           "It is going to be clipped.")
             batch_size = n
-        # only early stopping goes back to the best epoch: no copy otherwise
-        self._best_params = self._params.copy() if val is not None else None
-        # partial_fit carries the latest weights of finite loss over to its next call
-        kept = getattr(self, "_kept_finite", None) if incremental else None
-        self._last_finite = self._params.copy() if kept is None else kept
-        self._epoch_start = self._params.copy()
         gather = _BatchGatherer(X, Y, sw, batch_size)
         team = self._process_team(gather)
-        grad = np.empty_like(self._params) if team is None else None  # the team's own
         self.n_iter_ = 0
         diverged = False
         with team if team is not None else contextlib.nullcontext():
+            # copies made once a team has moved the optimizer's moments to shared
+            # memory, not while they were in both places: a lower peak
+            # only early stopping goes back to the best epoch: no copy otherwise
+            self._best_params = self._params.copy() if val is not None else None
+            # partial_fit carries the latest weights of finite loss over to its next call
+            kept = getattr(self, "_kept_finite", None) if incremental else None
+            self._last_finite = self._params.copy() if kept is None else kept
+            # a team trains a shared copy of the weights: the epoch's start stays here
+            self._epoch_start = self._params.copy() if team is None else None
+            grad = np.empty_like(self._params) if team is None else None  # team's own
             for _ in range(self.max_iter):
-                np.copyto(self._epoch_start, self._params)
+                if team is None:
+                    np.copyto(self._epoch_start, self._params)
                 self.loss_ = self._run_epoch(gather, grad, team)
                 self.n_iter_ += 1
                 self.t_ += n
@@ -352,7 +356,11 @@ class BaseMLPScratch(BaseEstimator):
         net, opt, params = self._network, self._optimizer, self._params
         shuffled = self.shuffle and batch_size < n
         if team is not None:
-            return team.run_epoch(self._random_state if shuffled else None)
+            loss = team.run_epoch(self._random_state if shuffled else None)
+            if math.isfinite(loss):  # as _diverged keeps the epoch's start
+                np.copyto(self._last_finite, params)
+            team.fetch_params()
+            return loss
         order = self._random_state.permutation(n) if shuffled else None
         total = 0.0
         for start in range(0, n, batch_size):
@@ -367,7 +375,10 @@ class BaseMLPScratch(BaseEstimator):
         if math.isfinite(self.loss_):
             # the epoch's loss was evaluated at the weights it started from, not at
             # those it ended with: the start is the latest point known to be finite
-            self._last_finite, self._epoch_start = self._epoch_start, self._last_finite
+            # (an n_jobs team's _run_epoch has copied it already)
+            if self._epoch_start is not None:
+                self._last_finite, self._epoch_start = (self._epoch_start,
+                                                        self._last_finite)
             if np.isfinite(self._params).all() and _finite_state(self._optimizer):
                 return False
         self._restore_last_finite(val)
@@ -552,15 +563,24 @@ class BaseMLPScratch(BaseEstimator):
 
 
 class _BatchGatherer:
-    """Mini-batches as contiguous arrays, gathered into buffers reused across batches."""
+    """Mini-batches as contiguous arrays, gathered into buffers reused across batches.
+
+    The buffers hold ``batch_size`` rows and are allocated at the first batch.
+    """
 
     def __init__(self, X, Y, sw, batch_size):
         self.X, self.Y, self.sw, self.batch_size = X, Y, sw, batch_size
         self._dense = not sp.issparse(X)
-        self._xbuf = (np.empty((batch_size, X.shape[1]), X.dtype) if self._dense
-                      else None)
-        self._ybuf = np.empty((batch_size, Y.shape[1]),
-                              X.dtype if Y.dtype == bool else Y.dtype)
+        self._xbuf = self._ybuf = None
+
+    def resized(self, batch_size):
+        """The same rows, gathered into buffers of ``batch_size`` rows of its own."""
+        return _BatchGatherer(self.X, self.Y, self.sw, batch_size)
+
+    def _buffers(self):
+        X, Y, rows = self.X, self.Y, self.batch_size
+        self._xbuf = np.empty((rows, X.shape[1]), X.dtype) if self._dense else None
+        self._ybuf = np.empty((rows, Y.shape[1]), X.dtype if Y.dtype == bool else Y.dtype)
 
     def __call__(self, order, start, stop):
         if order is None:
@@ -568,6 +588,8 @@ class _BatchGatherer:
             return self.X[start:stop], self.Y[start:stop], sw
         idx = order[start:stop]
         m = stop - start
+        if self._ybuf is None:
+            self._buffers()
         if not self._dense:
             Xb = self.X[idx]
         elif self.X.flags.c_contiguous:

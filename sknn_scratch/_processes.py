@@ -39,10 +39,13 @@ from ._threads import thread_pools
 
 __all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs"]
 
-#: Memory of the latest team in this process, for memory benchmarks: the shared memory
-#: it held (bytes) and, when tracemalloc was tracing, each forked process's traced peak
-#: beyond what it inherited (bytes; tracemalloc cannot see shared memory)
-last_team_memory = {"shared_bytes": 0, "forked_peaks": []}
+#: Memory of the latest team in this process, for memory benchmarks (bytes): the shared
+#: memory it held, and when tracemalloc was tracing, each forked process's traced peak
+#: beyond what it inherited and ``peak_bytes``, a bound on the team's memory at any time
+#: while it held shared memory: this process's traced peak so far plus the shared memory
+#: plus the forked peaks, and while the moments move back, traced plus shared then
+#: (tracemalloc sees no shared memory, nor another process)
+last_team_memory = {"shared_bytes": 0, "forked_peaks": [], "peak_bytes": 0}
 
 _LINE = 8  # int64 slots per cache line: each process writes its counter on its own
 _ALIGN = 16  # parameter shares start on cache-line boundaries (float32 and float64)
@@ -93,15 +96,19 @@ class ProcessTeam:
     optimizer : SGD or Adam
     params : ndarray
         The flat parameter vector; updated after each epoch.
-    gather : callable
-        ``gather(order, start, stop) -> (X, Y, sw)`` rows of a batch (``_BatchGatherer``).
+    gather : _BatchGatherer
+        ``gather(order, start, stop) -> (X, Y, sw)`` rows of a batch; each process
+        gathers its share of a batch into buffers of its own (``gather.resized``).
     alpha : float
     """
 
     def __init__(self, n_procs, network, optimizer, params, gather, alpha):
         self.k = n_procs
         self.network, self.optimizer, self.params = network, optimizer, params
-        self.gather, self.alpha = gather, float(alpha)
+        self.batch_size = gather.batch_size
+        # buffers for a share of a batch, allocated by each process at its first batch
+        self.gather = gather.resized(-(-gather.batch_size // n_procs))
+        self.alpha = float(alpha)
         n_params, dtype = network.n_params, network.dtype
         cuts = [n_params * j // n_procs // _ALIGN * _ALIGN for j in range(n_procs)]
         self.cuts = [*cuts, n_params]
@@ -113,7 +120,8 @@ class ProcessTeam:
         self.ctl = _shared(_LINE * (n_procs + 1), np.int64)
         self.sync = self.ctl[:_LINE * n_procs:_LINE]
         self.control = self.ctl[_LINE * n_procs:]
-        self.order = _shared(gather.X.shape[0], np.intp)
+        n = gather.X.shape[0]
+        self.order = _shared(n, np.int32 if n < 2**31 else np.intp)
         self.scalars = _shared(_MSG_BYTES, np.uint8)  # the optimizer's, each epoch
         # why a forked process failed: one slot each, two may fail at once
         self.error = _shared((n_procs, _MSG_BYTES), np.uint8)
@@ -132,7 +140,7 @@ class ProcessTeam:
                   self.scalars, self.error]
         if self._entered:
             arrays += self.optimizer.state()
-        return sum(a.nbytes for a in arrays)
+        return sum(a.nbytes for a in arrays if a is not None)
 
     # ---------------------------------------------------------------- lifetime
     def __enter__(self):
@@ -143,7 +151,8 @@ class ProcessTeam:
             getattr(opt, name)[...] = private
             del private
         self._entered = True
-        last_team_memory.update(shared_bytes=self.shared_bytes, forked_peaks=[])
+        last_team_memory.update(shared_bytes=self.shared_bytes, forked_peaks=[],
+                                peak_bytes=0)
         # one BLAS thread per process: the team is the parallelism
         self._limits = thread_pools().limit(limits=1, user_api="blas")
         # read here, not in the forked process: by the time it runs, this one may
@@ -174,19 +183,36 @@ class ProcessTeam:
         if self._limits is not None:
             self._limits.restore_original_limits()
             self._limits = None
-        if self._entered:  # the moments go back to private memory
-            last_team_memory["forked_peaks"] = [int(v) for v in self.values[1:, 2]]
-            self.network.release()  # the batch buffers first: a lower peak
-            for name in self.optimizer.STATE:
-                setattr(self.optimizer, name, np.array(getattr(self.optimizer, name)))
-            self._entered = False
+        if self._entered:
+            self._leave_shared_memory()
         return False
+
+    def _leave_shared_memory(self):
+        """Free the shared memory; the moments go back to private memory one by one."""
+        forked = [int(v) for v in self.values[1:, 2]]
+        self.network.release()  # the batch buffers first: a lower peak
+        tracing = tracemalloc.is_tracing()
+        peak = (tracemalloc.get_traced_memory()[1] + self.shared_bytes + sum(forked)
+                if tracing else 0)
+        # the forked processes are gone: nobody else maps these pages
+        self.shared_params = self.grads = self.order = None
+        opt = self.optimizer
+        moving = sum(getattr(opt, name).nbytes for name in opt.STATE)
+        for name in opt.STATE:
+            shared = getattr(opt, name)
+            setattr(opt, name, np.array(shared))
+            if tracing:  # both copies of this moment are alive now
+                peak = max(peak, tracemalloc.get_traced_memory()[0] + moving)
+            moving -= shared.nbytes
+            del shared  # unmapped with its last reference
+        self._entered = False
+        last_team_memory.update(forked_peaks=forked, peak_bytes=peak)
 
     # ------------------------------------------------------------------ epochs
     def run_epoch(self, random_state):
         """One pass over the data, in the order ``random_state.permutation(n)`` draws
-        (in order if None); the mean batch objective. The parameters and the
-        optimizer are updated."""
+        (in order if None); the mean batch objective. The optimizer is updated; the
+        parameters still hold the epoch's start, ``fetch_params`` brings its end."""
         if random_state is not None:  # the permutation, drawn in place
             order = self.order
             for start in range(0, len(order), 1 << 13):
@@ -199,15 +225,17 @@ class ProcessTeam:
         self.shared_params[...] = self.params
         self.control[_OP] = _IN_ORDER if random_state is None else _SHUFFLED
         self.control[_CMD] += 1
-        mean = self._epoch(0, random_state is not None)
+        return self._epoch(0, random_state is not None)
+
+    def fetch_params(self):
+        """The parameters as the latest epoch left them."""
         self.params[...] = self.shared_params
-        return mean
 
     def _epoch(self, rank, shuffled):
         k, net, opt, gather = self.k, self.network, self.optimizer, self.gather
         params, grads, values = self.shared_params, self.grads, self.values
         order = self.order if shuffled else None
-        n, batch_size = gather.X.shape[0], gather.batch_size
+        n, batch_size = gather.X.shape[0], self.batch_size
         sw = gather.sw
         lo, hi = self.cuts[rank], self.cuts[rank + 1]
         own_params, own_state = params[lo:hi], [s[lo:hi] for s in opt.state()]
@@ -259,7 +287,7 @@ class ProcessTeam:
 
     def _check_finite(self, rank):
         net, X, Y = self.network, self.gather.X, self.gather.Y
-        rows = -(-self.gather.batch_size // self.k)  # the buffers' size
+        rows = self.gather.batch_size  # a share of a batch: the buffers' size
         first, last = X.shape[0] * rank // self.k, X.shape[0] * (rank + 1) // self.k
         finite = True
         for start in range(first, last, rows):

@@ -55,9 +55,15 @@ class Activation(ParamsMixin):
     relu_family = False
     #: only meaningful on the output layer (e.g. softmax: its derivative is a matrix)
     output_only = False
+    #: ``g'`` is 1 where ``a = g(z) > 0`` and 0 elsewhere (ReLU): the backward pass then
+    #: keeps that mask and writes the layer's delta over ``a``, saving a buffer
+    mask_derivative = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "mask_derivative" not in cls.__dict__ and (
+                "derivative" in cls.__dict__ or "backward_" in cls.__dict__):
+            cls.mask_derivative = False  # a subclass with a derivative of its own
         if "name" not in cls.__dict__:  # the registry may set another name after this
             cls.name = snake_case(cls.__name__)
 
@@ -189,6 +195,7 @@ class ReLU(Activation):
 
     needs_input = False
     relu_family = True
+    mask_derivative = True
 
     def forward(self, z):
         return np.maximum(z, 0)

@@ -15,6 +15,8 @@ from . import activations as _act
 from ._base import BaseMLPScratch, _resolve
 from .losses import LOSSES
 
+_ENCODE_ROWS = 1 << 12  # labels encoded at a time
+
 _COMMON_DOC = """
     Parameters
     ----------
@@ -165,8 +167,23 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
     def _encode_targets(self, y, X, binarizer=None):
         """Class indicators, one column per output unit."""
         binarizer = self._label_binarizer if binarizer is None else binarizer
-        # bool, as scikit-learn keeps it: an eighth of a float64 copy; batches are cast
-        return binarizer.transform(y).astype(bool)
+        classes = binarizer.classes_
+        if y.ndim != 1 or len(classes) < 2:  # multi-label indicators, a single class
+            return binarizer.transform(y).astype(bool)
+        # bool, as scikit-learn keeps it: an eighth of a float64 copy; batches are cast.
+        # The columns of binarizer.transform(y), built a slice of rows at a time: the
+        # binarizer's sparse intermediates cost 2.7 MB for 50,000 labels
+        Y = np.zeros((len(y), 1 if len(classes) == 2 else len(classes)), bool)
+        for start in range(0, len(y), _ENCODE_ROWS):
+            part, out = y[start:start + _ENCODE_ROWS], Y[start:start + _ENCODE_ROWS]
+            col = np.searchsorted(classes, part)
+            if not (classes[np.minimum(col, len(classes) - 1)] == part).all():
+                return binarizer.transform(y).astype(bool)  # labels it does not know
+            if len(classes) == 2:
+                out[:, 0] = col == 1
+            else:
+                out[np.arange(len(part)), col] = True
+        return Y
 
     def _binarizer_for(self, y, incremental, first_pass, classes):
         """The label binarizer for this call, checked against the fitted classes."""

@@ -50,6 +50,9 @@ class Network:
         self._offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         self.n_params = int(self._offsets[-1])
         self._shapes = pairs + [(o,) for _, o in pairs] + [(o,) for _, o in pairs]
+        # hidden layers whose delta the backward pass writes over their activations
+        self._masked = [act.mask_derivative and not act.learnable
+                        for act in self.activations[:-1]] + [False]
         self._work = None
         self._view_cache = []
 
@@ -110,32 +113,43 @@ class Network:
         return [*hidden, None]
 
     def _workspace(self, n_rows):
-        """Per-layer buffers ``(Z, A, D)`` and ``ones`` for ``n_rows`` rows.
+        """Per-layer buffers ``(Z, A, D, masks)`` and ``ones`` for ``n_rows`` rows.
 
         Allocated for the largest batch and reused; the views for the last row count
-        asked for are kept too, so a training loop pays for neither.
+        asked for are kept too, so a training loop pays for neither. A layer whose
+        derivative is a mask of its activations (ReLU) has its delta written over them
+        (``D[i] is A[i]``) and a boolean mask buffer, ``masks[i]``; the other layers
+        have a delta buffer of their own and no mask.
         """
         work = self._work
         if work is None or work["rows"] < n_rows:
             units = self.layer_units[1:]
             Z = [np.empty((n_rows, u), self.dtype) for u in units]
+            # activations that need z for their derivative keep a separate a
+            A = [np.empty_like(z) if act.needs_input else z
+                 for z, act in zip(Z, self.activations)]
+            widest = max([u for u, m in zip(units, self._masked) if m], default=0)
             work = self._work = {
                 "rows": n_rows,
                 "Z": Z,
-                # activations that need z for their derivative keep a separate a
-                "A": [np.empty_like(z) if act.needs_input else z
-                      for z, act in zip(Z, self.activations)],
-                "D": [np.empty_like(z) for z in Z],
+                "A": A,
+                "D": [a if m else np.empty_like(z)
+                      for z, a, m in zip(Z, A, self._masked)],
+                "mask": np.empty(n_rows * widest, bool),  # one layer's at a time
                 "ones": np.ones(n_rows, self.dtype),  # intercept gradients as a GEMV
                 "views": (None, None),
             }
         n, views = work["views"]
         if n != n_rows:
             Z = [z[:n_rows] for z in work["Z"]]
-            # the same view object where a is z: the forward pass tests `a is z`
+            # the same view object where a is z (the forward pass tests `a is z`) and
+            # where d is a
             A = [z if a is full else a[:n_rows]
                  for z, a, full in zip(Z, work["A"], work["Z"])]
-            views = (Z, A, [d[:n_rows] for d in work["D"]], work["ones"][:n_rows])
+            D = [a if m else d[:n_rows] for a, d, m in zip(A, work["D"], self._masked)]
+            masks = [work["mask"][:n_rows * u].reshape(n_rows, u) if m else None
+                     for u, m in zip(self.layer_units[1:], self._masked)]
+            views = (Z, A, D, masks, work["ones"][:n_rows])
             work["views"] = (n_rows, views)
         return views
 
@@ -153,7 +167,7 @@ class Network:
     def data_value(self, flat, X, Y):
         """``sum_i l_i`` at ``flat`` on rows ``X``, through the training buffers."""
         coefs, intercepts, slopes = self._views(flat)
-        Zs, As, _, _ = self._workspace(X.shape[0])
+        Zs, As, _, _, _ = self._workspace(X.shape[0])
         self._forward(X, coefs, intercepts, slopes, Zs, As)
         return self.loss.value(Y, As[-1])
 
@@ -165,12 +179,12 @@ class Network:
         hold their L2 term ``l2 * W`` as well (see :meth:`add_l2` for the others).
         """
         coefs, intercepts, slopes = self._views(flat)
-        Zs, As, Ds, ones = self._workspace(X.shape[0])
+        Zs, As, Ds, masks, ones = self._workspace(X.shape[0])
         self._forward(X, coefs, intercepts, slopes, Zs, As)
         out_act = self.activations[-1]
         loss = self.loss.value_and_delta(Y, As[-1], Zs[-1], out_act, sw, Ds[-1])
         Ds[-1] *= 1.0 / sw_sum
-        done = self._backward(X, coefs, slopes, Zs, As, Ds, ones, grad, l2)
+        done = self._backward(X, coefs, slopes, Zs, As, Ds, masks, ones, grad, l2)
         return loss, done
 
     @staticmethod
@@ -198,7 +212,7 @@ class Network:
                 np.copyto(As[i], z)
             a = activate_(act, As[i], slope)
 
-    def _backward(self, X, coefs, slopes, Zs, As, Ds, ones, grad, l2):
+    def _backward(self, X, coefs, slopes, Zs, As, Ds, masks, ones, grad, l2):
         """Gradient of the data term into ``grad``; returns how many leading coefficient
         entries already hold their L2 term ``l2 * W`` too (the sparse first layer's)."""
         gcoefs, gintercepts, gslopes = self._views(grad)
@@ -218,10 +232,14 @@ class Network:
             np.dot(ones, Ds[i], out=gintercepts[i])
             if i == 0:
                 break
-            d = Ds[i - 1]
+            d, mask = Ds[i - 1], masks[i - 1]
+            if mask is not None:  # d is the layer's a: keep g'(z) = (a > 0) first
+                np.greater(d, 0, out=mask)
             np.dot(Ds[i], coefs[i].T, out=d)
             act = self.activations[i - 1]
-            if slopes[i - 1] is not None:
+            if mask is not None:
+                np.multiply(d, mask, out=d)
+            elif slopes[i - 1] is not None:
                 act.backward_param_(d, Zs[i - 1], slopes[i - 1], gslopes[i - 1])
             else:
                 act.backward_(d, Zs[i - 1], As[i - 1])

@@ -31,12 +31,40 @@ def test_activation_shares_the_pre_activation_buffer_when_it_can(hidden_activati
                                                                    n_rows):
     net = _network(hidden_activation)
     net._workspace(BATCH)  # allocated for the full batch, then asked for fewer rows
-    Zs, As, Ds, ones = net._workspace(n_rows)
-    for z, a, act in zip(Zs, As, net.activations):
-        assert z.shape[0] == a.shape[0] == n_rows
+    Zs, As, Ds, masks, ones = net._workspace(n_rows)
+    for z, a, d, mask, act in zip(Zs, As, Ds, masks, net.activations):
+        assert z.shape[0] == a.shape[0] == d.shape[0] == n_rows
         # a is z itself (one object) unless the derivative needs z kept apart
         assert (a is z) == (not act.needs_input)
         assert act.needs_input == (not np.shares_memory(a, z))
+    # a hidden ReLU layer's delta is written over its activations, keeping a mask
+    relu = hidden_activation == "relu"
+    for d, a, mask in zip(Ds[:-1], As[:-1], masks[:-1]):
+        assert (d is a) == relu
+        assert (mask is not None) == relu
+        if relu:
+            assert mask.dtype == bool and mask.shape == a.shape
+    assert not np.shares_memory(Ds[-1], As[-1]) and masks[-1] is None
+
+
+def test_a_relu_subclass_with_its_own_derivative_gets_a_delta_buffer():
+    class Clipped(activations.ReLU):
+        def derivative(self, z):
+            return ((z > 0) & (z < 6)).astype(z.dtype)
+
+        def backward_(self, delta, z, a):
+            delta *= self.derivative(z)
+            return delta
+
+    class Shifted(activations.ReLU):  # the same derivative, said so
+        mask_derivative = True
+
+    assert activations.ReLU.mask_derivative
+    assert not Clipped.mask_derivative and Shifted.mask_derivative
+    net = Network([N_FEATURES, 16, 1], [Clipped(), activations.Sigmoid()],
+                  LOSSES["binary_log_loss"](), np.float64)
+    _, As, Ds, masks, _ = net._workspace(10)
+    assert Ds[0] is not As[0] and masks[0] is None
 
 
 def test_a_training_pass_allocates_no_batch_sized_array():

@@ -13,6 +13,7 @@ import mmap
 import os
 import pickle
 import signal
+import tracemalloc
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -515,3 +516,41 @@ def test_n_jobs_is_a_parameter(cls):
     assert est.get_params()["n_jobs"] == 3
     assert clone(est).n_jobs == 3
     assert est.set_params(n_jobs=-1).n_jobs == -1
+
+
+def _traced_fit(est, X, y):
+    """``est`` fitted under tracemalloc; its traced peak."""
+    tracemalloc.start()
+    try:
+        _fit_quietly(est, X, y)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_team_costs_one_parameter_vector_more_than_one_process(forks):
+    """Memory while a team trains: its shared memory and the forked process's own
+    allocations (which tracemalloc does not see) counted. Against one process it holds
+    a second gradient and a shared copy of the weights, and no separate copy of the
+    epoch's start; the two processes' batch buffers hold a batch between them."""
+    rng = np.random.default_rng(0)
+    X_wide = rng.standard_normal((2000, 100))
+    y = (X_wide[:, 0] > 0).astype(int)
+    params = dict(hidden_layer_sizes=(256, 128), max_iter=2, random_state=0)
+    one = _traced_fit(MLPScratchClassifier(**params), X_wide, y)
+    _processes.last_team_memory.update(shared_bytes=0, forked_peaks=[], peak_bytes=0)
+    est = MLPScratchClassifier(**params, n_jobs=2)
+    own = _traced_fit(est, X_wide, y)
+    team = _processes.last_team_memory
+    vector = est._params.nbytes
+    assert len(team["forked_peaks"]) == 1 and team["forked_peaks"][0] > 0
+    shared = team["shared_bytes"]
+    assert shared >= 5 * vector  # the weights, two gradients, Adam's two moments
+    # the bound adds this process's traced peak to the shared and forked memory, or
+    # is set while the moments move back: never below the memory it counts
+    assert team["peak_bytes"] >= shared + sum(team["forked_peaks"])
+    assert team["peak_bytes"] <= own + shared + sum(team["forked_peaks"])
+    # measured: 1.2 vectors more; the rest is the second process's small temporaries
+    # (the L2 term's scratch, the loss on its rows). A copy of the epoch's start, or
+    # the moments counted both in private and in shared memory, would add 1 to 2 more
+    assert max(own, team["peak_bytes"]) <= one + 1.3 * vector
