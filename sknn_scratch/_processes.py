@@ -196,14 +196,13 @@ class ProcessTeam:
                 if tracing else 0)
         # the forked processes are gone: nobody else maps these pages
         self.shared_params = self.grads = self.order = None
-        opt = self.optimizer
-        moving = sum(getattr(opt, name).nbytes for name in opt.STATE)
+        opt, left = self.optimizer, self.shared_bytes  # the moments and a few messages
         for name in opt.STATE:
             shared = getattr(opt, name)
             setattr(opt, name, np.array(shared))
             if tracing:  # both copies of this moment are alive now
-                peak = max(peak, tracemalloc.get_traced_memory()[0] + moving)
-            moving -= shared.nbytes
+                peak = max(peak, tracemalloc.get_traced_memory()[0] + left)
+            left -= shared.nbytes
             del shared  # unmapped with its last reference
         self._entered = False
         last_team_memory.update(forked_peaks=forked, peak_bytes=peak)

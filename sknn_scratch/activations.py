@@ -19,6 +19,8 @@ built-ins override them, a user-defined activation gets them from ``forward`` an
 floating-point warning, even at +-1e308.
 """
 
+import math
+
 import numpy as np
 from scipy.special import expit, ndtr
 
@@ -61,9 +63,14 @@ class Activation(ParamsMixin):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        # what a parent says of its function or derivative: not of a subclass that
+        # redefines them, unless it says so too
         if "mask_derivative" not in cls.__dict__ and (
                 "derivative" in cls.__dict__ or "backward_" in cls.__dict__):
-            cls.mask_derivative = False  # a subclass with a derivative of its own
+            cls.mask_derivative = False
+        if "output_bound" not in cls.__dict__ and any(
+                name in cls.__dict__ for name in ("forward", "forward_", "forward_param_")):
+            cls.output_bound = Activation.output_bound
         if "name" not in cls.__dict__:  # the registry may set another name after this
             cls.name = snake_case(cls.__name__)
 
@@ -90,6 +97,12 @@ class Activation(ParamsMixin):
         """Overwrite ``z`` with ``g(z)`` and return it."""
         z[...] = self.forward(z)
         return z
+
+    def output_bound(self, m, slope=None):
+        """A bound on ``|g(z)|`` as computed (``forward_``) for ``|z| <= m``, ``slope``
+        the layer's learned per-unit parameters if any; None when not known. Lets a
+        fit skip a pass over the data to see that its final loss is finite."""
+        return None
 
     def backward_(self, delta, z, a):
         """Multiply ``delta`` in place by ``g'(z)``; ``a = g(z)`` is given too."""
@@ -123,6 +136,9 @@ class Identity(Activation):
     def forward_(self, z):
         return z
 
+    def output_bound(self, m, slope=None):
+        return m
+
     def backward_(self, delta, z, a):
         return delta
 
@@ -153,6 +169,9 @@ class Sigmoid(Activation):
     def forward_(self, z):
         return expit(z, out=z)
 
+    def output_bound(self, m, slope=None):
+        return 1.0
+
     def backward_(self, delta, z, a):
         delta *= a
         delta -= a * delta  # delta * a * (1 - a) without a second temporary
@@ -177,6 +196,9 @@ class Tanh(Activation):
 
     def forward_(self, z):
         return np.tanh(z, out=z)
+
+    def output_bound(self, m, slope=None):
+        return 1.0
 
     def backward_(self, delta, z, a):
         delta -= delta * a * a
@@ -208,6 +230,9 @@ class ReLU(Activation):
 
     def forward_(self, z):
         return np.maximum(z, 0, out=z)
+
+    def output_bound(self, m, slope=None):
+        return m
 
     def backward_(self, delta, z, a):
         # a multiply by the mask is branch-free: several times faster than
@@ -257,6 +282,9 @@ class LeakyReLU(Activation):
         if 0 <= self.negative_slope <= 1:
             return np.maximum(z, z * self.negative_slope, out=z)
         return super().forward_(z)
+
+    def output_bound(self, m, slope=None):
+        return max(1.0, abs(float(self.negative_slope))) * m
 
     def backward_(self, delta, z, a):
         if self.needs_input:
@@ -407,6 +435,11 @@ class PReLU(LeakyReLU):
         np.multiply(z, np.where(neg, slope, 1).astype(z.dtype, copy=False), out=z)
         return z
 
+    def output_bound(self, m, slope=None):
+        if slope is None:
+            return super().output_bound(m)
+        return max(1.0, float(np.max(np.abs(slope)))) * m  # NaN slopes: NaN
+
     def derivative_param(self, z, slope):
         """``g'(z)`` with per-unit slopes: ``1 if z > 0 else slope_j``."""
         z = np.asarray(z)
@@ -451,6 +484,9 @@ class Softmax(Activation):
         z /= z.sum(axis=-1, keepdims=True)
         return z
 
+    def output_bound(self, m, slope=None):
+        return 1.0  # for finite z: shifted by its max, the largest exp is 1
+
 
 @_activations.register()
 class Exp(Activation):
@@ -478,6 +514,9 @@ class Exp(Activation):
         limit = z.dtype.type(np.log(np.finfo(z.dtype).max))
         np.minimum(z, np.nextafter(limit, z.dtype.type(0)), out=z)
         return np.exp(z, out=z)
+
+    def output_bound(self, m, slope=None):
+        return math.exp(m) if m < 700 else math.inf
 
     def backward_(self, delta, z, a):
         delta *= a

@@ -9,6 +9,7 @@ network never forms the Jacobian of softmax.
 """
 
 import functools
+import math
 
 import numpy as np
 from scipy.special import xlogy
@@ -53,6 +54,12 @@ class Loss:
     def _row_losses(self, y, a):
         raise NotImplementedError
 
+    def surely_finite(self, a_bound, z_bound, y_bound, n_terms, limit):
+        """Whether ``value`` stays below ``limit`` on ``n_terms`` terms (rows times
+        outputs) whose outputs, pre-activations and targets are at most ``a_bound``,
+        ``z_bound`` and ``y_bound`` in absolute value. False when not known."""
+        return False
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 
@@ -81,6 +88,14 @@ class SquaredError(Loss):
             activation.backward_(delta, z, a)
         return loss
 
+    def surely_finite(self, a_bound, z_bound, y_bound, n_terms, limit):
+        worst = a_bound + y_bound
+        return n_terms * worst * worst < limit  # inf, not OverflowError, when large
+
+
+# -log(eps) of float32 is 15.9, of float64 36.0: a clipped log-probability is above -40
+_LOG_CLIP = 40.0
+
 
 class BinaryCrossEntropy(Loss):
     """``l = -sum_k y_k log p_k + (1 - y_k) log(1 - p_k)``; sigmoid outputs.
@@ -97,6 +112,9 @@ class BinaryCrossEntropy(Loss):
         rows += xlogy(1 - y, 1 - p)
         return -rows.sum(axis=1)
 
+    def surely_finite(self, a_bound, z_bound, y_bound, n_terms, limit):
+        return n_terms * (2 * y_bound + 1) * _LOG_CLIP < limit
+
 
 class CategoricalCrossEntropy(Loss):
     """``l = -sum_k y_k log p_k``; softmax outputs, ``p`` clipped like above."""
@@ -106,6 +124,9 @@ class CategoricalCrossEntropy(Loss):
 
     def _row_losses(self, y, a):
         return -xlogy(y, _clip_eps(a)).sum(axis=1)
+
+    def surely_finite(self, a_bound, z_bound, y_bound, n_terms, limit):
+        return n_terms * y_bound * _LOG_CLIP < limit
 
 
 class PoissonDeviance(Loss):
@@ -117,6 +138,16 @@ class PoissonDeviance(Loss):
     def _row_losses(self, y, a):
         a = np.maximum(a, np.finfo(a.dtype).tiny)
         return (xlogy(y, y / a) - y + a).sum(axis=1)
+
+    def surely_finite(self, a_bound, z_bound, y_bound, n_terms, limit):
+        # a = exp(z) lies in [exp(-z_bound), exp(z_bound)]: y / a <= y_bound exp(z_bound);
+        # a term is at most |y log y| + y |log a| + y + a
+        if not z_bound < math.log(limit):
+            return False
+        e = math.exp(z_bound)
+        term = (max(0.37, y_bound * math.log(max(y_bound, 1.0))) + y_bound * z_bound
+                + y_bound + e)
+        return y_bound * e < limit and n_terms * term < limit
 
 
 def _clip_eps(p):

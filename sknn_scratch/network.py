@@ -171,6 +171,28 @@ class Network:
         self._forward(X, coefs, intercepts, slopes, Zs, As)
         return self.loss.value(Y, As[-1])
 
+    def surely_finite(self, flat, x_bound, y_bound, n_rows):
+        """Whether a bound shows :meth:`data_value` finite at ``flat`` on any
+        ``n_rows`` rows whose inputs and targets are at most ``x_bound`` and
+        ``y_bound`` in absolute value; False when it cannot (too loose, or an
+        activation or the loss gives no bound).
+
+        Layer by layer, ``|z| <= fan_in max|a| max|W| + max|b|``, then the activation's
+        :meth:`~sknn_scratch.activations.Activation.output_bound`; everything must stay
+        a million times below the dtype's largest value (room for rounding).
+        """
+        coefs, intercepts, slopes = self.unpack(flat)
+        limit = float(np.finfo(self.dtype).max) * 1e-6
+        a = z = float(x_bound)
+        layers = zip(coefs, intercepts, self.activations, self._layer_slopes(slopes))
+        for W, b, act, slope in layers:
+            z = a * W.shape[0] * abs_max(W) + abs_max(b)
+            a = act.output_bound(z, slope) if z < limit else None  # False for NaN
+            if a is None or not a < limit:
+                return False
+        return self.loss.surely_finite(a, z, float(y_bound),
+                                       n_rows * self.layer_units[-1], limit)
+
     def data_grad(self, flat, X, Y, sw, sw_sum, grad, l2=0.0):
         """The data term on rows ``X`` of a batch whose weights sum to ``sw_sum``.
 
@@ -244,6 +266,17 @@ class Network:
             else:
                 act.backward_(d, Zs[i - 1], As[i - 1])
         return done
+
+
+def abs_max(A):
+    """``max |A|`` as a float (NaN if ``A`` has one), without a temporary; 0 if empty.
+    A sparse matrix's stored entries only."""
+    A = A.data if sp.issparse(A) else A
+    if A.size == 0:
+        return 0.0
+    if A.dtype == bool:
+        return float(A.any())
+    return float(max(A.max(), -A.min()))  # numpy's max and min propagate NaN
 
 
 def activate_(activation, z, slope=None):

@@ -126,6 +126,22 @@ def _assert_reaped(pids):
         pass
 
 
+def _shared_mapped_bytes():
+    """Bytes of shared anonymous memory this process maps (Linux), else None."""
+    try:
+        with open("/proc/self/maps") as maps:
+            lines = maps.read().splitlines()
+    except OSError:  # pragma: no cover - no procfs
+        return None
+    total = 0
+    for line in lines:
+        fields = line.split()
+        if fields[1].endswith("s") and "/dev/zero" in line:  # MAP_SHARED | MAP_ANONYMOUS
+            start, stop = (int(x, 16) for x in fields[0].split("-"))
+            total += stop - start
+    return total
+
+
 def _blas_threads():
     return [(lib["filepath"], lib["num_threads"]) for lib in threadpool_info()
             if lib["user_api"] == "blas"]
@@ -361,7 +377,9 @@ def test_a_team_leaves_no_process_shared_memory_or_blas_limit(
             during.append({threads for _, threads in _blas_threads()})
 
     _hook_data_grad(monkeypatch, record_limits)
+    mapped = _shared_mapped_bytes()
     est = fits(_clf(solver="sgd", n_jobs=3))
+    assert _shared_mapped_bytes() == mapped  # every shared page unmapped
     assert len(forks) == 2
     _assert_reaped(forks)
     assert during == [{1}]  # one BLAS thread per process while the team ran

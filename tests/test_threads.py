@@ -135,9 +135,9 @@ def test_fits_in_two_threads_are_bitwise_those_of_one(solver, sparse, handoffs):
     one = _in_threads(1, run)
     assert handoffs[0] == 0
     two = _in_threads(2, run)
-    # a step per batch, and with sparse input a forward and a backward product; then
-    # the check of the final weights' loss, a forward product per batch
-    assert handoffs[0] == 4 * 5 * (3 if sparse else 1) + (5 if sparse else 0)
+    # a step per batch, and with sparse input a forward and a backward product (the
+    # final weights' loss is shown finite by a bound, without a forward pass)
+    assert handoffs[0] == 4 * 5 * (3 if sparse else 1)
     assert one.loss_curve_ == two.loss_curve_
     for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
         np.testing.assert_array_equal(a, b)
