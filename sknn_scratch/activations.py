@@ -327,6 +327,9 @@ class ELU(Activation):
         z = np.asarray(z)
         return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0)))
 
+    def output_bound(self, m, slope=None):
+        return max(m, abs(float(self.alpha)))  # expm1 of z <= 0 lies in (-1, 0]
+
     def derivative(self, z):
         z = np.asarray(z)
         return np.where(z > 0, 1.0, self.alpha * np.exp(np.minimum(z, 0))).astype(
@@ -362,6 +365,9 @@ class Softplus(Activation):
     def forward_(self, z):
         return np.logaddexp(0, z, out=z)
 
+    def output_bound(self, m, slope=None):
+        return m + 0.7  # log(1 + e^z) <= max(z, 0) + log 2
+
     def backward_(self, delta, z, a):
         delta *= -np.expm1(-a)
         return delta
@@ -379,6 +385,9 @@ class SiLU(Activation):
 
     def forward(self, z):
         return z * expit(z)
+
+    def output_bound(self, m, slope=None):
+        return m  # |z sigmoid(z)| <= |z|
 
     def derivative(self, z):
         s = expit(z)
@@ -398,6 +407,9 @@ class GELU(Activation):
 
     def forward(self, z):
         return z * ndtr(z)
+
+    def output_bound(self, m, slope=None):
+        return m  # |z Phi(z)| <= |z|
 
     def derivative(self, z):
         zc = np.clip(z, -40, 40)  # z * phi(z) is 0 beyond; avoids overflow in z**2

@@ -17,10 +17,10 @@ from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor, activations
 from sknn_scratch.losses import LOSSES
 from sknn_scratch.network import Network, abs_max, activate_
 
-BOUNDED = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "exp",
-           "prelu"]
+BOUNDED = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "elu", "softplus",
+           "silu", "gelu", "softmax", "exp", "prelu"]
 HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "elu", "softplus",
-          "silu", "gelu", "prelu"]
+          "silu", "gelu", "prelu", "cube"]
 # output activation, loss and targets, as the estimators pair them
 OUTPUTS = {
     "sigmoid": ("binary_log_loss", "indicators"),
@@ -32,10 +32,14 @@ OUTPUTS = {
 }
 
 
-def _act(name, slope=None):
-    if name == "leaky_relu" and slope is not None:
-        return activations.LeakyReLU(negative_slope=slope)
-    return activations.get(name)
+class _Cube(activations.Activation):
+    """An activation of a user's own, which says nothing of its range."""
+
+    def forward(self, z):
+        return z ** 3
+
+    def derivative(self, z):
+        return 3 * z ** 2
 
 
 @pytest.mark.parametrize("name", BOUNDED)
@@ -64,9 +68,15 @@ def test_leaky_relu_bound_counts_its_slope(slope):
     assert np.abs(act.forward_(z.copy())).max() <= act.output_bound(10.0)
 
 
-@pytest.mark.parametrize("name", ["elu", "softplus", "silu", "gelu"])
-def test_activations_without_a_bound_say_so(name):
-    assert activations.get(name).output_bound(1.0) is None
+@pytest.mark.parametrize("alpha", [1.0, 0.1, 3.0, -2.0])
+def test_elu_bound_counts_its_alpha(alpha):
+    act = activations.get("elu").set_params(alpha=alpha)
+    z = np.array([[-50.0], [-1.0], [0.5]])
+    assert np.abs(act.forward_(z.copy())).max() <= act.output_bound(50.0)
+
+
+def test_an_activation_of_ones_own_has_no_bound_unless_it_gives_one():
+    assert _Cube().output_bound(1.0) is None
 
 
 def test_a_subclass_that_redefines_the_function_loses_its_parents_bound():
@@ -118,8 +128,8 @@ def test_the_bound_never_calls_an_overflowing_loss_finite(
     n_out = max(n_out, 2) if kind == "one_hot" else n_out
     rng = np.random.default_rng(seed)
     units = [3, *widths[:len(hidden)], n_out]
-    net = Network(units, [activations.get(h) for h in hidden] + [activations.get(output)],
-                  LOSSES[loss_name](), dtype)
+    hidden = [_Cube() if h == "cube" else activations.get(h) for h in hidden]
+    net = Network(units, [*hidden, activations.get(output)], LOSSES[loss_name](), dtype)
     with np.errstate(over="ignore"):
         flat = (rng.standard_normal(net.n_params) * 10.0 ** w_exp).astype(dtype)
         X = (rng.standard_normal((7, 3)) * 10.0 ** x_exp).astype(dtype)
@@ -145,7 +155,7 @@ def _count_checks(monkeypatch):
 
 
 @pytest.mark.parametrize("activation, expected", [("relu", 0), ("tanh", 0),
-                                                  ("gelu", 3)])
+                                                  ("gelu", 0), (_Cube(), 3)])
 def test_a_fit_skips_the_final_pass_when_the_bound_shows_it(activation, expected,
                                                             monkeypatch):
     rng = np.random.default_rng(0)
@@ -156,7 +166,7 @@ def test_a_fit_skips_the_final_pass_when_the_bound_shows_it(activation, expected
         warnings.simplefilter("ignore")
         MLPScratchClassifier((8,), activation=activation, max_iter=3, batch_size=50,
                              random_state=0).fit(X, y)
-    assert len(calls) == expected  # gelu gives no bound: a pass of 3 batches
+    assert len(calls) == expected  # no bound for the cube: a pass of 3 batches
 
 
 def test_large_fits_are_shown_finite_in_float32_too(monkeypatch):
