@@ -161,7 +161,7 @@ class Network:
         sw_sum = float(X.shape[0] if sw is None else sw.sum())
         l2 = float(alpha) / sw_sum  # a numpy scalar would run a float32 pass in float64
         loss, done = self.data_grad(flat, X, Y, sw, sw_sum, grad, l2)
-        penalty = self.add_l2(flat, grad, l2, 0, self.n_coefs, done) if alpha else 0.0
+        penalty = self.add_l2(flat, grad, l2, done) if alpha else 0.0
         return loss / sw_sum + 0.5 * alpha * penalty / sw_sum
 
     def data_value(self, flat, X, Y):
@@ -209,15 +209,14 @@ class Network:
         done = self._backward(X, coefs, slopes, Zs, As, Ds, masks, ones, grad, l2)
         return loss, done
 
-    @staticmethod
-    def add_l2(flat, grad, l2, lo, hi, done=0):
-        """``grad += l2 * W`` over the coefficients ``max(lo, done):hi``; returns
-        ``||W||^2`` over ``lo:hi`` (the caller's share of the penalty)."""
-        start = max(lo, done)
-        _add_scaled(grad[start:hi], flat[start:hi], l2)
+    def add_l2(self, flat, grad, l2, done=0):
+        """``grad += l2 * W`` over the coefficients from ``done`` on; returns
+        ``||W||^2``."""
+        coefs = flat[:self.n_coefs]
+        _add_scaled(grad[done:self.n_coefs], coefs[done:], l2)
         # einsum, not np.dot: OpenBLAS's threaded dot product stalls on a long vector
         # between two matrix products (4x slower fits on digits with 2 threads)
-        return float(np.einsum("i,i->", flat[lo:hi], flat[lo:hi]))
+        return float(np.einsum("i,i->", coefs, coefs))
 
     def _forward(self, X, coefs, intercepts, slopes, Zs, As):
         a = X
