@@ -46,7 +46,7 @@ class _Cube(activations.Activation):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m", [0.0, 0.3, 4.0, 80.0, 1e5, 1e30, 1e300])
 def test_output_bounds_hold_for_the_computed_activation(name, dtype, m):
-    if m > np.finfo(dtype).max * 1e-6:
+    if m > float(np.finfo(dtype).max) * 1e-6:
         pytest.skip("beyond what the network asks of this dtype")
     act = activations.get(name)
     z = np.concatenate([np.linspace(-m, m, 2002), [-m, m, 0.0]]).astype(dtype)
