@@ -37,6 +37,7 @@ import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 
 from ._threads import thread_pools
+from .network import squared_norm
 
 __all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs"]
 
@@ -269,7 +270,7 @@ class ProcessTeam:
                 np.add(own_grad, grads[j, lo:hi], out=own_grad)
             if alpha and n_coefs:
                 axpy(own_coefs, own_coef_grad, a=alpha / sw_sum)
-                values[rank, 1] = float(np.einsum("i,i->", own_coefs, own_coefs))
+                values[rank, 1] = squared_norm(own_coefs)
             else:
                 values[rank, 1] = 0.0
             opt.update(own_params, own_grad, *own_state, *opt.advance())

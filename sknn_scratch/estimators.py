@@ -39,10 +39,10 @@ _COMMON_DOC = """
         As in scikit-learn's MLP, with the same defaults and meaning.
     n_jobs : int or None, default=None
         Processes that share each mini-batch of ``sgd`` / ``adam`` (None is 1, -1 every
-        CPU this process may run on): this one and ``n_jobs - 1`` forked for the fit, each with one BLAS
-        thread, computing the gradient of its share of the rows and updating its
-        share of the parameters. Worth it from a few thousand rows (on 2 cores the
-        README's large case trains 1.24-1.65x faster), not on a few hundred. The result
+        CPU this process may run on): this one and ``n_jobs - 1`` forked for the fit,
+        each with one BLAS thread, computing the gradient of its share of the rows and
+        updating its share of the parameters. Worth it from a few thousand rows (on 2 cores the
+        README's large case trains 1.24-1.64x faster), not on a few hundred. The result
         agrees with ``n_jobs=None`` to rounding (the gradient's terms are summed in
         another order) and is the same at every run with the same ``n_jobs``.
         ``lbfgs``, whose full-batch products BLAS already spreads over the cores,

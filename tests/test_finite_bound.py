@@ -176,6 +176,7 @@ def test_large_fits_are_shown_finite_in_float32_too(monkeypatch):
     calls = _count_checks(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = MLPScratchRegressor(hidden_layer_sizes=(32, 16), max_iter=3, random_state=0).fit(X, y)
+        est = MLPScratchRegressor(hidden_layer_sizes=(32, 16), max_iter=3,
+                                  random_state=0).fit(X, y)
     assert est.coefs_[0].dtype == np.float32
     assert calls == []

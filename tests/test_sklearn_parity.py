@@ -6,6 +6,7 @@ problems J is scikit-learn's objective). Weights are copied from a fitted scikit
 model into a briefly fitted one of ours (assigned weights are honoured, SPEC 4.1).
 """
 
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -14,7 +15,7 @@ from sklearn.datasets import (make_classification, make_multilabel_classificatio
                               make_regression)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import LabelBinarizer, StandardScaler
 
 from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
 
@@ -149,10 +150,6 @@ _N_ENC = 40_000  # ten slices of the encoder's 4,096 rows
     np.array(["no", "yes"])[_RNG.integers(0, 2, 500)],
 ], ids=["binary", "multiclass", "float", "strings", "binary_strings"])
 def test_targets_are_encoded_as_scikit_learns_label_binarizer(y):
-    import tracemalloc
-
-    from sklearn.preprocessing import LabelBinarizer
-
     est = MLPScratchClassifier()
     binarizer = LabelBinarizer().fit(y)
     expected = binarizer.transform(y).astype(bool)
