@@ -37,7 +37,6 @@ import numpy as np
 from scipy.linalg.blas import get_blas_funcs
 
 from ._threads import thread_pools
-from .network import squared_norm
 
 __all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs"]
 
@@ -243,6 +242,8 @@ class ProcessTeam:
         # the gradient of the share is summed into process 0's row: nobody else
         # reads that part of it until the next batch
         own_grad = grads[0, lo:hi]
+        # one view for all batches: the network caches its per-layer views of it
+        grad = grads[rank]
         n_coefs = min(max(net.n_coefs - lo, 0), hi - lo)  # coefficients in the share
         own_coefs, own_coef_grad = own_params[:n_coefs], own_grad[:n_coefs]
         # grad += l2 W in one pass (scipy's BLAS, at one thread in a team like numpy's)
@@ -259,9 +260,9 @@ class ProcessTeam:
             first, last = start + m * rank // k, start + m * (rank + 1) // k
             if last > first:
                 values[rank, 0] = net.data_grad(params, *gather(order, first, last),
-                                                sw_sum, grads[rank])[0]
+                                                sw_sum, grad)[0]
             else:
-                grads[rank] = 0
+                grad[...] = 0
                 values[rank, 0] = 0.0
             self._meet(rank)
             # read now: after the next meeting the others write the next batch's
@@ -270,7 +271,8 @@ class ProcessTeam:
                 np.add(own_grad, grads[j, lo:hi], out=own_grad)
             if alpha and n_coefs:
                 axpy(own_coefs, own_coef_grad, a=alpha / sw_sum)
-                values[rank, 1] = squared_norm(own_coefs)
+                # BLAS's dot: one thread in a team (see squared_norm), 5x faster
+                values[rank, 1] = float(np.dot(own_coefs, own_coefs))
             else:
                 values[rank, 1] = 0.0
             opt.update(own_params, own_grad, *own_state, *opt.advance())

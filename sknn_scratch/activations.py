@@ -19,6 +19,7 @@ built-ins override them, a user-defined activation gets them from ``forward`` an
 floating-point warning, even at +-1e308.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -229,7 +230,10 @@ class ReLU(Activation):
         return a  # a >= 0: the mean itself, so the output starts alive
 
     def forward_(self, z):
-        return np.maximum(z, 0, out=z)
+        # a batch against a row of zeros, not the scalar 0: numpy's maximum has no SIMD
+        # loop for a broadcast scalar (11.9 us on 100 x 256 float64, 4.9 with the row)
+        zero = _zeros(z.shape[-1], z.dtype) if z.ndim == 2 else 0
+        return np.maximum(z, zero, out=z)
 
     def output_bound(self, m, slope=None):
         return m
@@ -533,6 +537,14 @@ class Exp(Activation):
     def backward_(self, delta, z, a):
         delta *= a
         return delta
+
+
+@functools.lru_cache(maxsize=16)
+def _zeros(n, dtype):
+    """A read-only row of ``n`` zeros, shared by every call that asks for the same."""
+    zeros = np.zeros(n, dtype)
+    zeros.flags.writeable = False
+    return zeros
 
 
 def check_derivative(activation, z=None, eps=1e-6):
