@@ -53,6 +53,12 @@ class Network:
         # hidden layers whose delta the backward pass writes over their activations
         self._masked = [act.mask_derivative and not act.learnable
                         for act in self.activations[:-1]] + [False]
+        # float64 hidden layers after the first keep their batch buffers in Fortran
+        # order: OpenBLAS's float64 kernels multiply 100 rows of a (256, 128) network
+        # into it 11 % faster (126 -> 112 us) and the other products barely change;
+        # in float32 it is slower
+        self._fortran = [0 < i < self.n_layers - 1 and self.dtype == np.float64
+                         for i in range(self.n_layers)]
         self._work = None
         self._view_cache = []
 
@@ -122,9 +128,9 @@ class Network:
         have a delta buffer of their own and no mask.
         """
         work = self._work
+        units, fortran = self.layer_units[1:], self._fortran
         if work is None or work["rows"] < n_rows:
-            units = self.layer_units[1:]
-            Z = [np.empty((n_rows, u), self.dtype) for u in units]
+            Z = [np.empty(n_rows * u, self.dtype) for u in units]
             # activations that need z for their derivative keep a separate a
             A = [np.empty_like(z) if act.needs_input else z
                  for z, act in zip(Z, self.activations)]
@@ -141,14 +147,18 @@ class Network:
             }
         n, views = work["views"]
         if n != n_rows:
-            Z = [z[:n_rows] for z in work["Z"]]
+            def shaped(flat, u, f):
+                return (flat[:n_rows * u].reshape(u, n_rows).T if f
+                        else flat[:n_rows * u].reshape(n_rows, u))
+            Z = [shaped(z, u, f) for z, u, f in zip(work["Z"], units, fortran)]
             # the same view object where a is z (the forward pass tests `a is z`) and
             # where d is a
-            A = [z if a is full else a[:n_rows]
-                 for z, a, full in zip(Z, work["A"], work["Z"])]
-            D = [a if m else d[:n_rows] for a, d, m in zip(A, work["D"], self._masked)]
-            masks = [work["mask"][:n_rows * u].reshape(n_rows, u) if m else None
-                     for u, m in zip(self.layer_units[1:], self._masked)]
+            A = [z if a is full else shaped(a, u, f)
+                 for z, a, full, u, f in zip(Z, work["A"], work["Z"], units, fortran)]
+            D = [a if m else shaped(d, u, f)
+                 for a, d, m, u, f in zip(A, work["D"], self._masked, units, fortran)]
+            masks = [shaped(work["mask"], u, f) if m else None
+                     for u, m, f in zip(units, self._masked, fortran)]
             views = (Z, A, D, masks, work["ones"][:n_rows])
             work["views"] = (n_rows, views)
         return views
@@ -225,7 +235,7 @@ class Network:
             if sparse and i == 0:
                 _sparse_dot(a, W, z)
             else:
-                np.dot(a, W, out=z)
+                _dot(a, W, z)
             z += b
             if As[i] is not z:  # the backward pass needs z: keep it, activate a copy
                 np.copyto(As[i], z)
@@ -254,7 +264,7 @@ class Network:
             d, mask = Ds[i - 1], masks[i - 1]
             if mask is not None:  # d is the layer's a: keep g'(z) = (a > 0) first
                 np.greater(d, 0, out=mask)
-            np.dot(Ds[i], coefs[i].T, out=d)
+            _dot(Ds[i], coefs[i].T, d)
             act = self.activations[i - 1]
             if mask is not None:
                 # by the mask as uint8: numpy casts it to float faster than a bool
@@ -264,6 +274,14 @@ class Network:
             else:
                 act.backward_(d, Zs[i - 1], As[i - 1])
         return done
+
+
+def _dot(a, b, out):
+    """``out[...] = a @ b`` for a C- or Fortran-ordered ``out``."""
+    if out.flags.c_contiguous:
+        np.dot(a, b, out=out)
+    else:  # out.T is C-ordered: BLAS writes it as b.T @ a.T
+        np.dot(b.T, a.T, out=out.T)
 
 
 def squared_norm(w):

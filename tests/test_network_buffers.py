@@ -85,3 +85,30 @@ def test_a_training_pass_allocates_no_batch_sized_array():
     # (8192 elements) for multiplying by them, the loss on one output column, the L2
     # scratch; a copy of a layer's buffer would be at least layer_buffer
     assert peak < layer_buffer / 2, (peak, layer_buffer)
+
+
+@pytest.mark.parametrize("hidden_activation", ["relu", "gelu", "prelu"])
+@pytest.mark.parametrize("n_rows", [BATCH, BATCH - 3])
+def test_fortran_ordered_buffers_give_the_gradient_of_c_ordered_ones(hidden_activation,
+                                                                      n_rows):
+    rng = np.random.default_rng(1)
+    units = [N_FEATURES, 48, *HIDDEN, 1]  # two hidden layers after the first
+    acts = [activations.get(hidden_activation) for _ in units[1:-1]]
+    nets = [Network(units, [*acts, activations.Sigmoid()],
+                    LOSSES["binary_log_loss"](), np.float64) for _ in range(2)]
+    assert nets[0]._fortran == [False, True, True, False]  # float64's choice
+    nets[1]._fortran = [False] * 4
+    params = rng.standard_normal(nets[0].n_params) * 0.3
+    X, Y = _batch(rng)
+    grads, losses = [], []
+    for net in nets:
+        net._workspace(BATCH)  # allocated for the full batch, then asked for fewer rows
+        Zs, _, Ds, masks, _ = net._workspace(n_rows)
+        order = "F" if net is nets[0] else "C"
+        assert all(z.flags[order + "_CONTIGUOUS"] for z in Zs[1:-1])
+        assert all(d.flags[order + "_CONTIGUOUS"] for d in Ds[1:-1])
+        grad = np.empty_like(params)
+        losses.append(net.loss_grad(params, X[:n_rows], Y[:n_rows], None, 1e-3, grad))
+        grads.append(grad)
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-13)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-10, atol=1e-13)
