@@ -125,7 +125,8 @@ class Network:
         asked for are kept too, so a training loop pays for neither. A layer whose
         derivative is a mask of its activations (ReLU) has its delta written over them
         (``D[i] is A[i]``) and a boolean mask buffer, ``masks[i]``; the other layers
-        have a delta buffer of their own and no mask.
+        have a delta buffer of their own and no mask. A layer's buffers are in Fortran
+        order where ``self._fortran`` says so (C order otherwise), whatever the rows.
         """
         work = self._work
         units, fortran = self.layer_units[1:], self._fortran
