@@ -42,7 +42,7 @@ _COMMON_DOC = """
         CPU this process may run on): this one and ``n_jobs - 1`` forked for the fit,
         each with one BLAS thread, computing the gradient of its share of the rows and
         updating its share of the parameters. Worth it from a few thousand rows (on 2 cores the
-        README's large case trains 1.24-1.64x faster), not on a few hundred. The result
+        README's large case trains 1.3-1.6x faster), not on a few hundred. The result
         agrees with ``n_jobs=None`` to rounding (the gradient's terms are summed in
         another order) and is the same at every run with the same ``n_jobs``.
         ``lbfgs``, whose full-batch products BLAS already spreads over the cores,
