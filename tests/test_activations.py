@@ -198,3 +198,16 @@ def test_sigmoid_and_tanh_derivatives_vanish_far_from_zero():
     assert Sigmoid().derivative(z).max() < 1e-16
     assert acts.get("tanh").derivative(z).max() < 1e-16
     assert Sigmoid().max_derivative == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_relu_in_place_on_a_batch_keeps_nan_and_infinities(dtype, order):
+    # a batch runs against a row of zeros, not the scalar 0: the same values, NaN kept
+    z = np.asarray(_points(dtype, shape=(7, 4)), order=order)
+    z[1] = [np.nan, np.inf, -np.inf, -0.0]
+    expected = np.maximum(z, 0)
+    out = acts.ReLU().forward_(z)
+    assert out is z
+    np.testing.assert_array_equal(out, expected)
+    assert np.isnan(out[1, 0]) and out[1, 1] == np.inf and out[1, 2] == 0
