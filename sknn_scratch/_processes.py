@@ -25,7 +25,6 @@ order in which a batch's gradient terms are summed differs, so a fit agrees with
 one-process fit to rounding, and equals bitwise every fit with the same ``n_jobs``.
 """
 
-import math
 import mmap
 import os
 import pickle
@@ -297,14 +296,8 @@ class ProcessTeam:
         net, X, Y = self.network, self.gather.X, self.gather.Y
         rows = self.gather.batch_size  # a share of a batch: the buffers' size
         first, last = X.shape[0] * rank // self.k, X.shape[0] * (rank + 1) // self.k
-        finite = True
-        for start in range(first, last, rows):
-            stop = min(start + rows, last)
-            finite = math.isfinite(net.data_value(self.shared_params, X[start:stop],
-                                                  Y[start:stop]))
-            if not finite:
-                break
-        self.values[rank, 3] = finite
+        self.values[rank, 3] = net.data_finite(self.shared_params, X, Y, rows, first,
+                                               last)
         self._meet(rank)
 
     # ------------------------------------------------------------ coordination
