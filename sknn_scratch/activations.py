@@ -230,10 +230,18 @@ class ReLU(Activation):
         return a  # a >= 0: the mean itself, so the output starts alive
 
     def forward_(self, z):
-        # a batch against a row of zeros, not the scalar 0: numpy's maximum has no SIMD
-        # loop for a broadcast scalar (11.9 us on 100 x 256 float64, 4.9 with the row)
-        zero = _zeros(z.shape[-1], z.dtype) if z.ndim == 2 else 0
-        return np.maximum(z, zero, out=z)
+        if not (z.flags.c_contiguous or z.flags.f_contiguous):
+            return np.maximum(z, 0, out=z)
+        # numpy's maximum is fast only on two contiguous 1-d operands, not against a
+        # broadcast 0 or row of zeros: the buffer's memory, in slices as long as the
+        # shared zeros, takes 3.1 us on 100 x 256 float64 (12.0 against 0, 4.9
+        # against a row) and 2.4 on 100 x 128 in Fortran order (6.3 against 0)
+        flat = z.ravel(order="K")
+        zeros = _zeros(_ZEROS, z.dtype)
+        for start in range(0, flat.size, _ZEROS):
+            part = flat[start:start + _ZEROS]
+            np.maximum(part, zeros[:part.size], out=part)
+        return z
 
     def output_bound(self, m, slope=None):
         return m
@@ -539,9 +547,14 @@ class Exp(Activation):
         return delta
 
 
-@functools.lru_cache(maxsize=16)
+# length of ReLU's shared zeros: one slice covers 200 rows of 128 units; slices of
+# 4096 would take 8.6 us on 100 x 256 float64 instead of 3.1
+_ZEROS = 1 << 15
+
+
+@functools.lru_cache(maxsize=4)
 def _zeros(n, dtype):
-    """A read-only row of ``n`` zeros, shared by every call that asks for the same."""
+    """A read-only vector of ``n`` zeros, shared by every call that asks for the same."""
     zeros = np.zeros(n, dtype)
     zeros.flags.writeable = False
     return zeros

@@ -201,13 +201,20 @@ def test_sigmoid_and_tanh_derivatives_vanish_far_from_zero():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("order", ["C", "F"])
-def test_relu_in_place_on_a_batch_keeps_nan_and_infinities(dtype, order):
-    # a batch runs against a row of zeros, not the scalar 0: the same values, NaN kept
-    z = np.asarray(_points(dtype, shape=(7, 4)), order=order)
+@pytest.mark.parametrize("layout", ["C", "F", "strided", "multi-slice"])
+def test_relu_in_place_on_a_batch_keeps_nan_and_infinities(dtype, layout):
+    # a contiguous batch runs in slices against shared zeros, not against the scalar
+    # 0: the same values, NaN kept, every slice reached
+    rows = 2 * acts._ZEROS // 4 + 3 if layout == "multi-slice" else 7
+    z = np.asarray(_points(dtype, shape=(rows, 4)), order="F" if layout == "F" else "C")
+    if layout == "strided":
+        z = np.zeros((rows, 8), dtype)[:, ::2]
+        z[...] = _points(dtype, shape=(rows, 4))
     z[1] = [np.nan, np.inf, -np.inf, -0.0]
+    z[-1] = [-1.0, 2.0, np.nan, -np.inf]  # in the last slice
     expected = np.maximum(z, 0)
     out = acts.ReLU().forward_(z)
     assert out is z
     np.testing.assert_array_equal(out, expected)
     assert np.isnan(out[1, 0]) and out[1, 1] == np.inf and out[1, 2] == 0
+    assert out[-1, 0] == 0 and out[-1, 1] == 2 and np.isnan(out[-1, 2])
