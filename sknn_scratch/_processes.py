@@ -21,8 +21,10 @@ thread to wake and no GIL in common, so a meeting costs microseconds. Between ep
 a forked process polls for a few milliseconds, then sleeps 0.1 ms between polls.
 
 The objective, the schedule and the stopping rules are those of one process; only the
-order in which a batch's gradient terms are summed differs, so a fit agrees with the
-one-process fit to rounding, and equals bitwise every fit with the same ``n_jobs``.
+order in which a batch's gradient terms are summed differs, and the optimizer's last
+passes, fused by BLAS's axpy (one rounding where numpy's two passes round twice), so a
+fit agrees with the one-process fit to rounding, and equals bitwise every fit with the
+same ``n_jobs``.
 """
 
 import mmap
@@ -274,7 +276,9 @@ class ProcessTeam:
                 values[rank, 1] = float(np.dot(own_coefs, own_coefs))
             else:
                 values[rank, 1] = 0.0
-            opt.update(own_params, own_grad, *own_state, *opt.advance())
+            scalars = opt.advance()  # counted even by a process without a share
+            if hi > lo:  # BLAS's axpy fuses the step's last passes (one thread)
+                opt.update(own_params, own_grad, *own_state, *scalars, axpy=axpy)
             self._meet(rank)
             if rank == 0:  # the penalties are not rewritten before the next meeting
                 penalty = float(values[:, 1].sum())
