@@ -101,6 +101,32 @@ def test_loss_and_delta_never_warn_nor_nan(loss_name, act_name, dtype, weighted)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_outputs", [1, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("targets", ["float", "bool"])
+def test_binary_log_loss_value_is_bitwise_the_row_sums(targets, n_outputs, weighted,
+                                                      dtype):
+    """The binary log-loss skips its row sums for one output: the value is still, bit
+    for bit, the weighted sum of the row losses, with outputs at 0 and 1 and with the
+    boolean class indicators a whole-data check passes."""
+    loss = LOSSES["binary_log_loss"]()
+    rng = np.random.RandomState(0)
+    shape = (203, n_outputs)
+    a = rng.uniform(size=shape).astype(dtype)
+    a.flat[:4] = [0, 1, 1e-30, 1 - 1e-7]
+    y = rng.uniform(size=shape) < 0.5
+    y = y.astype(dtype) if targets == "float" else y
+    sw = rng.uniform(0.5, 2, size=shape[0]).astype(dtype) if weighted else None
+    rows = loss._row_losses(y, a)
+    expected = float(rows.sum() if sw is None else np.dot(sw, rows))
+    assert loss.value(y, a, sw) == expected
+    if targets == "float":  # the training loop's batches
+        delta = np.empty_like(a)
+        assert loss.value_and_delta(y, a, a, activations.Sigmoid(), sw,
+                                    delta) == expected
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("loss_name", ["binary_log_loss", "log_loss"])
 def test_log_loss_finite_at_probability_exactly_0_or_1(loss_name, dtype):
     loss = LOSSES[loss_name]()
