@@ -21,10 +21,8 @@ thread to wake and no GIL in common, so a meeting costs microseconds. Between ep
 a forked process polls for a few milliseconds, then sleeps 0.1 ms between polls.
 
 The objective, the schedule and the stopping rules are those of one process; only the
-order in which a batch's gradient terms are summed differs, and the optimizer's last
-passes, fused by BLAS's axpy (one rounding where numpy's two passes round twice), so a
-fit agrees with the one-process fit to rounding, and equals bitwise every fit with the
-same ``n_jobs``.
+order in which a batch's gradient terms are summed differs, so a fit agrees with the
+one-process fit to rounding, and equals bitwise every fit with the same ``n_jobs``.
 """
 
 import mmap
@@ -35,9 +33,8 @@ import time
 import tracemalloc
 
 import numpy as np
-from scipy.linalg.blas import get_blas_funcs
 
-from ._threads import thread_pools
+from ._threads import numpy_blas_pool
 
 __all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs"]
 
@@ -157,8 +154,11 @@ class ProcessTeam:
         self._entered = True
         last_team_memory.update(shared_bytes=self.shared_bytes, forked_peaks=[],
                                 peak_bytes=0)
-        # one BLAS thread per process: the team is the parallelism
-        self._limits = thread_pools().limit(limits=1, user_api="blas")
+        # one BLAS thread per process: the team is the parallelism. numpy's BLAS only,
+        # which the team calls; never scipy's: raising a limit back makes OpenBLAS
+        # start a new thread, which spins a core for about 0.1 s, and a second one
+        # would slow whatever this process runs next (scikit-learn's next fit: 16 ms)
+        self._limits = numpy_blas_pool().limit(limits=1)
         # read here, not in the forked process: by the time it runs, this one may
         # already have given its first command
         self._commands = int(self.control[_CMD])
@@ -249,8 +249,9 @@ class ProcessTeam:
         grad = grads[rank]
         n_coefs = min(max(net.n_coefs - lo, 0), hi - lo)  # coefficients in the share
         own_coefs, own_coef_grad = own_params[:n_coefs], own_grad[:n_coefs]
-        # grad += l2 W in one pass (scipy's BLAS, at one thread in a team like numpy's)
-        axpy = get_blas_funcs("axpy", dtype=net.dtype)
+        # l2 W goes through process 1's part of the share's gradient, summed into
+        # own_grad by then and not written again before the next batch: no scratch
+        spare = grads[1, lo:lo + n_coefs]
         alpha, total = self.alpha, 0.0
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
@@ -273,14 +274,13 @@ class ProcessTeam:
             for j in range(1, k):
                 np.add(own_grad, grads[j, lo:hi], out=own_grad)
             if alpha and n_coefs:
-                axpy(own_coefs, own_coef_grad, a=alpha / sw_sum)
+                np.multiply(own_coefs, alpha / sw_sum, out=spare)
+                np.add(own_coef_grad, spare, out=own_coef_grad)
                 # BLAS's dot: one thread in a team (see squared_norm), 5x faster
                 values[rank, 1] = float(np.dot(own_coefs, own_coefs))
             else:
                 values[rank, 1] = 0.0
-            scalars = opt.advance()  # counted even by a process without a share
-            if hi > lo:  # BLAS's axpy fuses the step's last passes (one thread)
-                opt.update(own_params, own_grad, *own_state, *scalars, axpy=axpy)
+            opt.update(own_params, own_grad, *own_state, *opt.advance())
             self._meet(rank)
             if rank == 0:  # the penalties are not rewritten before the next meeting
                 penalty = float(values[:, 1].sum())

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["run_halves", "thread_pools", "two_threads"]
+__all__ = ["numpy_blas_pool", "run_halves", "thread_pools", "two_threads"]
 
 _NAME = "sknn_scratch_helper"
 _state = {"executor": None, "starting": threading.Lock()}
@@ -73,6 +73,12 @@ def thread_pools():
     """The thread pools (BLAS, OpenMP) loaded in this process; finding them takes
     about 10 ms, so once."""
     return ThreadpoolController()
+
+
+def numpy_blas_pool():
+    """numpy's BLAS alone, as a controller that can limit it (empty if none found)."""
+    blas = _numpy_blas()
+    return thread_pools().select(filepath=[blas.filepath] if blas is not None else [])
 
 
 @functools.cache

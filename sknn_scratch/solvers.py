@@ -62,14 +62,9 @@ class SGD(_Stochastic):
         """The scalars of the next step (``update``'s trailing arguments)."""
         return (self.learning_rate,)
 
-    def update(self, params, grad, v, lr, axpy=None):
+    def update(self, params, grad, v, lr):
         # numpy ufuncs with out=, not scipy's BLAS: scipy ships its own OpenBLAS,
-        # whose threads would spin against numpy's between every two matrix products.
-        # An n_jobs team, whose BLAS runs one thread, passes BLAS's axpy (y += a x in
-        # one pass, with one rounding): four passes instead of six
-        if axpy is not None:
-            self._update_axpy(params, grad, v, lr, axpy)
-            return
+        # whose threads would spin against numpy's between every two matrix products
         grad *= -lr
         if self.momentum == 0:
             params += grad
@@ -82,18 +77,6 @@ class SGD(_Stochastic):
         else:
             grad = v
         params += grad
-
-    def _update_axpy(self, params, grad, v, lr, axpy):
-        if self.momentum == 0:
-            axpy(grad, params, a=-lr)
-            return
-        v *= self.momentum
-        axpy(grad, v, a=-lr)
-        if self.nesterov:  # step = momentum v - lr g
-            axpy(grad, params, a=-lr)
-            axpy(v, params, a=self.momentum)
-        else:
-            params += v
 
     def iteration_ends(self, time_step):
         if self.schedule == "invscaling":
@@ -151,8 +134,7 @@ class Adam(_Stochastic):
         root = math.sqrt(1 - b2)
         return self.epsilon / root, self.learning_rate * (1 - b1) / root
 
-    def update(self, params, grad, m, v, eps, scale, axpy=None):
-        """One step on these arrays (any share of them); ``axpy`` as for SGD."""
+    def update(self, params, grad, m, v, eps, scale):
         b1, b2 = self.beta_1, self.beta_2
         m *= b1
         m += grad
@@ -162,11 +144,8 @@ class Adam(_Stochastic):
         np.sqrt(v, out=grad)
         grad += eps
         np.divide(m, grad, out=grad)
-        if axpy is None:
-            grad *= scale
-            params -= grad
-        else:
-            axpy(grad, params, a=-scale)
+        grad *= scale
+        params -= grad
 
     def iteration_ends(self, time_step):
         pass

@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor, _processes
 from sknn_scratch._processes import TeamFailure, resolve_n_jobs
+from sknn_scratch._threads import _numpy_blas
 from sknn_scratch.network import Network
 
 RNG = np.random.default_rng(0)
@@ -374,7 +375,7 @@ def test_a_team_leaves_no_process_shared_memory_or_blas_limit(
 
     def record_limits(in_parent):
         if in_parent and not during:
-            during.append({threads for _, threads in _blas_threads()})
+            during.append(dict(_blas_threads()))
 
     _hook_data_grad(monkeypatch, record_limits)
     mapped = _shared_mapped_bytes()
@@ -382,7 +383,12 @@ def test_a_team_leaves_no_process_shared_memory_or_blas_limit(
     assert _shared_mapped_bytes() == mapped  # every shared page unmapped
     assert len(forks) == 2
     _assert_reaped(forks)
-    assert during == [{1}]  # one BLAS thread per process while the team ran
+    # numpy's BLAS, which the team calls, at one thread per process while the team
+    # ran; any other BLAS (scipy's own) untouched: raising its limit back would start
+    # a thread of its that spins a core after the fit
+    numpy_blas = _numpy_blas().filepath
+    assert during == [{path: 1 if path == numpy_blas else threads
+                       for path, threads in blas_two}]
     assert _blas_threads() == blas_two
     _assert_private(est)
     copy = pickle.loads(pickle.dumps(est))

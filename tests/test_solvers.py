@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from scipy.linalg.blas import get_blas_funcs
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
 from sknn_scratch.solvers import SGD, Adam, lbfgs
@@ -10,31 +9,23 @@ from sknn_scratch.solvers import SGD, Adam, lbfgs
 N = 37
 
 
-def _run(optimizer, steps, seed=0, dtype=np.float64, fused=False):
-    """Apply ``steps`` random gradients; return the parameter history. ``fused``: each
-    step through ``update`` with BLAS's axpy, as an n_jobs team runs it."""
+def _run(optimizer, steps, seed=0, dtype=np.float64):
+    """Apply ``steps`` random gradients; return the parameter history."""
     rng = np.random.RandomState(seed)
     params = rng.standard_normal(N).astype(dtype)
     history = [params.copy()]
     grads = [rng.standard_normal(N).astype(dtype) for _ in range(steps)]
-    axpy = get_blas_funcs("axpy", dtype=dtype)
     for g in grads:
-        if fused:
-            optimizer.update(params, g.copy(), *optimizer.state(),
-                             *optimizer.advance(), axpy=axpy)
-        else:
-            optimizer.step(params, g.copy())
+        optimizer.step(params, g.copy())
         history.append(params.copy())
     return history, grads
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["numpy", "axpy"])
 @pytest.mark.parametrize("nesterov", [True, False])
 @pytest.mark.parametrize("momentum", [0.0, 0.5, 0.9])
-def test_sgd_follows_the_momentum_formula(momentum, nesterov, fused):
+def test_sgd_follows_the_momentum_formula(momentum, nesterov):
     lr = 0.05
-    history, grads = _run(SGD(N, np.float64, lr, "constant", momentum, nesterov), 5,
-                          fused=fused)
+    history, grads = _run(SGD(N, np.float64, lr, "constant", momentum, nesterov), 5)
     p, v = history[0].copy(), np.zeros(N)
     for g, got in zip(grads, history[1:]):
         v = momentum * v - lr * g
@@ -42,10 +33,9 @@ def test_sgd_follows_the_momentum_formula(momentum, nesterov, fused):
         np.testing.assert_allclose(got, p, rtol=1e-13, atol=1e-15)
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["numpy", "axpy"])
-def test_adam_follows_the_formula_with_bias_correction(fused):
+def test_adam_follows_the_formula_with_bias_correction():
     lr, b1, b2, eps = 0.01, 0.8, 0.99, 1e-8
-    history, grads = _run(Adam(N, np.float64, lr, b1, b2, eps), 6, fused=fused)
+    history, grads = _run(Adam(N, np.float64, lr, b1, b2, eps), 6)
     p, m, v = history[0].copy(), np.zeros(N), np.zeros(N)
     for t, (g, got) in enumerate(zip(grads, history[1:]), start=1):
         m = b1 * m + (1 - b1) * g
@@ -56,13 +46,11 @@ def test_adam_follows_the_formula_with_bias_correction(fused):
         np.testing.assert_allclose(got, p, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["numpy", "axpy"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_optimizers_keep_the_parameter_dtype(dtype, fused):
+def test_optimizers_keep_the_parameter_dtype(dtype):
     for opt in (SGD(N, dtype, 0.1), Adam(N, dtype)):
-        history, _ = _run(opt, 2, dtype=dtype, fused=fused)
+        history, _ = _run(opt, 2, dtype=dtype)
         assert history[-1].dtype == dtype
-        assert all(a.dtype == dtype for a in opt.state())
 
 
 def test_scalars_stay_python_floats_given_numpy_ones():
