@@ -3,8 +3,10 @@
 Both libraries get the same data, architecture, solver and epoch count, and
 their runs alternate in one process (sklearn, ours, sklearn, ours, ...) so
 that slow drifts of the machine (thermal throttling, other load) hit both
-equally.  Peak memory is measured in a separate, untimed fit because
-tracemalloc slows allocation down.
+equally; each timed run starts after a garbage collection and a short pause, so
+that neither library's run pays for what the previous one left (see ``SETTLE``).
+Peak memory is measured in a separate, untimed fit because tracemalloc slows
+allocation down.
 
 Usage::
 
@@ -166,11 +168,23 @@ def make_estimator(lib, case):
     return LIBS[lib][case.kind](**case.params, **extra)
 
 
+# Seconds to wait before each timed run: OpenBLAS keeps a thread spinning for about
+# 0.1 s after its last task, and a new one after a thread limit is raised back (ours
+# raises scipy's back after each L-BFGS fit); left spinning, it slows the next run, of
+# either library (scikit-learn's L-BFGS fit right after ours: 20 ms of 420).
+SETTLE = 0.25
+
+
+def settle():
+    """Collect garbage left by the previous run, and let spinning threads sleep."""
+    gc.collect()
+    time.sleep(SETTLE)
+
+
 def timed_fit(lib, case, X, y):
     """Fit once; return (fitted model, wall time in seconds)."""
     model = make_estimator(lib, case)
-    # Collect garbage left by the previous run so it is not paid inside fit.
-    gc.collect()
+    settle()  # so that neither is paid inside fit
     t0 = time.perf_counter()
     model.fit(X, y)
     return model, time.perf_counter() - t0
@@ -267,6 +281,7 @@ def run_latency_case(case, repeats, fitted):
     for _ in range(max(repeats, 5)):
         for lib, r in res.items():
             if not r.error:
+                settle()
                 r.times.append(time_calls(lambda: models[lib].predict_proba(x1),
                                           case.n_calls))
     return res
