@@ -574,7 +574,14 @@ class _BatchGatherer:
     def _buffers(self):
         X, Y, rows = self.X, self.Y, self.batch_size
         self._xbuf = np.empty((rows, X.shape[1]), X.dtype) if self._dense else None
-        self._ybuf = np.empty((rows, Y.shape[1]), X.dtype if Y.dtype == bool else Y.dtype)
+        self._ybuf = np.empty(rows * Y.shape[1], X.dtype if Y.dtype == bool else Y.dtype)
+
+    def _y_rows(self, m):
+        """The targets' buffer for ``m`` rows: in Fortran order when they have several
+        columns, like the network's output layer, so that the loss meets one order
+        (a bool row's columns are cast as they are gathered)."""
+        k = self.Y.shape[1]
+        return self._ybuf[:m * k].reshape(k, m).T if k > 1 else self._ybuf[:m, None]
 
     def __call__(self, order, start, stop):
         if order is None:
@@ -592,9 +599,9 @@ class _BatchGatherer:
             Xb = self._xbuf[:m]
             Xb[...] = self.X[idx]
         if self.Y.dtype == self._ybuf.dtype:
-            Yb = _take_rows(self.Y, idx, self._ybuf[:m])
+            Yb = _take_rows(self.Y, idx, self._y_rows(m))
         else:  # bool class indicators, cast batch by batch
-            Yb = self._ybuf[:m]
+            Yb = self._y_rows(m)
             Yb[...] = self.Y[idx]
         return Xb, Yb, (None if self.sw is None else self.sw[idx])
 

@@ -135,7 +135,12 @@ class CategoricalCrossEntropy(Loss):
     canonical = ("softmax",)
 
     def _row_losses(self, y, a):
-        return -xlogy(y, _clip_eps(a)).sum(axis=1)
+        # y log p, not xlogy(y, p) (4x slower): p is clipped away from 0, so the two
+        # differ only where y = 0, by the sign of a zero term
+        terms = _clip_eps(a)
+        np.log(terms, out=terms)
+        terms *= y
+        return -terms.sum(axis=1)
 
     def surely_finite(self, a_bound, z_bound, y_bound, n_terms, limit):
         return n_terms * y_bound * _LOG_CLIP < limit

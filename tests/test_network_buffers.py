@@ -112,3 +112,62 @@ def test_fortran_ordered_buffers_give_the_gradient_of_c_ordered_ones(hidden_acti
         grads.append(grad)
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-13)
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_rows", [BATCH, BATCH - 3])
+@pytest.mark.parametrize("output", [("softmax", "log_loss", 4),
+                                    ("sigmoid", "binary_log_loss", 3),
+                                    ("identity", "squared_error", 2)],
+                         ids=["softmax", "multi-label", "two-targets"])
+def test_an_output_layer_of_several_units_in_fortran_order_gives_the_same_gradient(
+        output, n_rows, dtype):
+    """Several output units: the output layer's buffers are in Fortran order (softmax
+    and the losses reduce rows), and the gradient is that of C-ordered buffers, with
+    targets in either order."""
+    act_name, loss_name, n_out = output
+    rng = np.random.default_rng(2)
+    units = [N_FEATURES, 16, n_out]
+    nets = [Network(units, [activations.ReLU(), activations.get(act_name)],
+                    LOSSES[loss_name](), dtype) for _ in range(2)]
+    assert nets[0]._fortran[-1]
+    nets[1]._fortran = [False, False]
+    params = (rng.standard_normal(nets[0].n_params) * 0.3).astype(dtype)
+    X = rng.standard_normal((n_rows, N_FEATURES)).astype(dtype)
+    if act_name == "softmax":
+        Y = np.eye(n_out, dtype=dtype)[rng.integers(0, n_out, n_rows)]
+    else:
+        Y = (rng.random((n_rows, n_out)) < 0.5).astype(dtype)
+    results = []
+    for net, y in zip(nets, (np.asfortranarray(Y), Y)):
+        net._workspace(BATCH)
+        Zs, _, Ds, _, _ = net._workspace(n_rows)
+        order = "F" if net is nets[0] else "C"
+        assert Zs[-1].flags[order + "_CONTIGUOUS"] and Ds[-1].flags[order + "_CONTIGUOUS"]
+        grad = np.empty_like(params)
+        results.append((net.loss_grad(params, X, y, None, 1e-3, grad), grad))
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=1e-5,
+                                                                         atol=1e-6)
+    np.testing.assert_allclose(results[0][0], results[1][0], **tol)
+    np.testing.assert_allclose(results[0][1], results[1][1], **tol)
+
+
+def test_one_output_unit_keeps_c_order():
+    assert _network("relu")._fortran[-1] is False
+
+
+@pytest.mark.parametrize("n_cols, dtype", [(4, bool), (3, np.float32), (1, bool)])
+def test_gathered_targets_are_in_the_order_of_the_output_layer(n_cols, dtype):
+    """A batch's targets come in Fortran order when they have several columns, as the
+    output layer's buffers do, whatever the rows, cast to the input's dtype."""
+    from sknn_scratch._base import _BatchGatherer
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, 3)).astype(np.float32)
+    Y = (rng.standard_normal((50, n_cols)) > 0).astype(dtype)
+    gather = _BatchGatherer(X, Y, None, 16)
+    order = rng.permutation(50)
+    for start, stop in [(0, 16), (16, 32), (48, 50)]:
+        Xb, Yb, sw = gather(order, start, stop)
+        assert Yb.flags.f_contiguous and Yb.dtype == np.float32 and sw is None
+        np.testing.assert_array_equal(Yb, Y[order[start:stop]])
+        np.testing.assert_array_equal(Xb, X[order[start:stop]])

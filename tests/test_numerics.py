@@ -127,6 +127,34 @@ def test_binary_log_loss_value_is_bitwise_the_row_sums(targets, n_outputs, weigh
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_log_loss_is_the_cross_entropy_of_xlogy(order, weighted, dtype):
+    """The categorical log-loss takes y log p, not scipy's xlogy: the same value, bit
+    for bit, on one-hot targets (and to rounding on soft ones), probabilities at 0
+    and 1 included, outputs in either order."""
+    from scipy.special import xlogy
+    loss = LOSSES["log_loss"]()
+    rng = np.random.RandomState(0)
+    n, k = 203, 7
+    a = np.asarray(rng.dirichlet(np.ones(k), n).astype(dtype), order=order)
+    a[0] = 0
+    a[0, 3] = 1
+    a[1, :2] = [1e-30, 0]
+    sw = rng.uniform(0.5, 2, n).astype(dtype) if weighted else None
+    eps = np.finfo(dtype).eps
+    for y in (np.eye(k, dtype=dtype)[rng.randint(0, k, n)],
+              rng.dirichlet(np.ones(k), n).astype(dtype)):
+        rows = -xlogy(y, np.clip(a, eps, 1 - eps)).sum(axis=1)
+        expected = float(rows.sum() if sw is None else np.dot(sw, rows))
+        if y.max() == 1:  # one nonzero term per row: any order of sums is exact
+            assert loss.value(y, a, sw) == expected
+        else:
+            assert loss.value(y, a, sw) == pytest.approx(expected, rel=1e-5)
+    assert loss.value(y > 0.5, a, sw) >= 0  # bool indicators, as a whole-data check
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("loss_name", ["binary_log_loss", "log_loss"])
 def test_log_loss_finite_at_probability_exactly_0_or_1(loss_name, dtype):
     loss = LOSSES[loss_name]()
@@ -154,3 +182,12 @@ def test_saturated_classifier_gives_finite_log_proba(y):
     assert proba.min() > 0 and proba.max() < 1
     assert np.isfinite(est.predict_log_proba(X)).all()
     assert 0 <= est.score(X, y) <= 1
+
+
+@pytest.mark.parametrize("n", [0, 1, 7400, 8192, 8193, 50_000])
+def test_squared_norm_on_short_and_long_vectors(n):
+    """np.dot on short vectors, einsum on long ones: the same norm either way."""
+    from sknn_scratch.network import squared_norm
+    w = np.random.RandomState(n).standard_normal(n)
+    assert isinstance(squared_norm(w), float)
+    assert squared_norm(w) == pytest.approx(float(np.sum(w * w)), rel=1e-12)
