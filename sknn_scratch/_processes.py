@@ -155,9 +155,10 @@ class ProcessTeam:
         last_team_memory.update(shared_bytes=self.shared_bytes, forked_peaks=[],
                                 peak_bytes=0)
         # one BLAS thread per process: the team is the parallelism. numpy's BLAS only,
-        # which the team calls; never scipy's: raising a limit back makes OpenBLAS
-        # start a new thread, which spins a core for about 0.1 s, and a second one
-        # would slow whatever this process runs next (scikit-learn's next fit: 16 ms)
+        # which the team calls; not scipy's: raising a limit back makes OpenBLAS start
+        # a new thread, which spins a core for about 0.1 s, and scipy's, which nothing
+        # puts to work, slowed whatever this process ran next (scikit-learn's next fit
+        # took 15-18 ms longer)
         self._limits = numpy_blas_pool().limit(limits=1)
         # read here, not in the forked process: by the time it runs, this one may
         # already have given its first command
