@@ -35,6 +35,7 @@ import tracemalloc
 import numpy as np
 
 from ._threads import numpy_blas_pool
+from .network import _add_scaled
 
 __all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs"]
 
@@ -251,7 +252,7 @@ class ProcessTeam:
         n_coefs = min(max(net.n_coefs - lo, 0), hi - lo)  # coefficients in the share
         own_coefs, own_coef_grad = own_params[:n_coefs], own_grad[:n_coefs]
         # l2 W goes through process 1's part of the share's gradient, summed into
-        # own_grad by then and not written again before the next batch: no scratch
+        # own_grad by then and not written again before the next batch: no new scratch
         spare = grads[1, lo:lo + n_coefs]
         alpha, total = self.alpha, 0.0
         for start in range(0, n, batch_size):
@@ -275,8 +276,7 @@ class ProcessTeam:
             for j in range(1, k):
                 np.add(own_grad, grads[j, lo:hi], out=own_grad)
             if alpha and n_coefs:
-                np.multiply(own_coefs, alpha / sw_sum, out=spare)
-                np.add(own_coef_grad, spare, out=own_coef_grad)
+                _add_scaled(own_coef_grad, own_coefs, alpha / sw_sum, scratch=spare)
                 # BLAS's dot: one thread in a team (see squared_norm), 5x faster
                 values[rank, 1] = float(np.dot(own_coefs, own_coefs))
             else:

@@ -107,22 +107,14 @@ class BinaryCrossEntropy(Loss):
     canonical = ("sigmoid",)
 
     def _row_losses(self, y, a):
-        p = _clip_eps(a)
-        rows = xlogy(y, p)
-        rows += xlogy(1 - y, 1 - p)
-        return -rows.sum(axis=1)
+        return -_binary_terms(y, a).sum(axis=1)
 
     def _value(self, y, a, sw):
-        # the base's value, bitwise, in fewer calls and temporaries (100 rows of one
-        # output: 4.3 us instead of 5.5): one output needs no row sums, and
-        # -(x1 + x2 + ...) = (-x1) + (-x2) + ... exactly
-        p = _clip_eps(a)
-        terms = xlogy(y, p)
-        terms += xlogy(1 - y, np.subtract(1, p, out=p))  # y may be bool or int
-        if sw is None and terms.shape[1] == 1:
-            return -float(terms.sum())
-        rows = -terms.sum(axis=1)
-        return float(rows.sum() if sw is None else np.dot(sw, rows))
+        # one output needs no row sums, as -(x1 + x2 + ...) = (-x1) + (-x2) + ...
+        # exactly: the base's value, bitwise (100 rows: 4.3 us instead of 5.5)
+        if sw is None and a.shape[1] == 1:
+            return -float(_binary_terms(y, a).sum())
+        return super()._value(y, a, sw)
 
     def surely_finite(self, a_bound, z_bound, y_bound, n_terms, limit):
         return n_terms * (2 * y_bound + 1) * _LOG_CLIP < limit
@@ -165,6 +157,14 @@ class PoissonDeviance(Loss):
         term = (max(0.37, y_bound * math.log(max(y_bound, 1.0))) + y_bound * z_bound
                 + y_bound + e)
         return y_bound * e < limit and n_terms * term < limit
+
+
+def _binary_terms(y, a):
+    """``y log p + (1 - y) log(1 - p)`` per output, ``p`` clipped; ``y`` may be bool."""
+    p = _clip_eps(a)
+    terms = xlogy(y, p)
+    terms += xlogy(1 - y, np.subtract(1, p, out=p))
+    return terms
 
 
 def _clip_eps(p):

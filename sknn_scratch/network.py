@@ -25,6 +25,9 @@ except ImportError:  # pragma: no cover - a scipy that moved them: use the publi
 # threads: 1,000,000 take 0.16 ms instead of 0.22 in the forward pass
 PARALLEL_SPARSE = 1 << 19
 
+# weights up to which squared_norm takes np.dot (one thread in OpenBLAS up to 10,000)
+SHORT_DOT = 1 << 13
+
 
 class Network:
     """Layer sizes, activations and loss of an MLP, and its passes over a batch.
@@ -310,12 +313,9 @@ def squared_norm(w):
     # there between two matrix products (4x slower fits on digits with 2 threads).
     # OpenBLAS runs a dot product of up to 10,000 elements in one thread, where np.dot
     # costs less (7,400 elements: 1.0 us against 3.1)
-    if len(w) <= _SHORT_DOT:
+    if len(w) <= SHORT_DOT:
         return float(np.dot(w, w))
     return float(np.einsum("i,i->", w, w))
-
-
-_SHORT_DOT = 8192
 
 
 def abs_max(A):
@@ -336,12 +336,15 @@ def activate_(activation, z, slope=None):
     return activation.forward_param_(z, slope)
 
 
-def _add_scaled(out, x, c, chunk=1 << 13):
-    """``out += c * x`` in place, through a cache-sized scratch, not a weight-sized one."""
+def _add_scaled(out, x, c, chunk=1 << 13, scratch=None):
+    """``out += c * x`` in place, through ``scratch`` if given (an array of x's dtype
+    that is free for now), else through a cache-sized one, not a weight-sized one."""
     if c == 0:
         return
-    # allocated per call, not kept: a scratch alive all fit long raised its peak memory
-    scratch = np.empty(min(chunk, len(x)), x.dtype)
+    if scratch is None:
+        # allocated per call, not kept: a scratch alive all fit long raised its peak
+        scratch = np.empty(min(chunk, len(x)), x.dtype)
+    chunk = max(len(scratch), 1)
     for start in range(0, len(x), chunk):
         part = scratch[:min(chunk, len(x) - start)]
         np.multiply(x[start:start + chunk], c, out=part)
