@@ -14,7 +14,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from ._threads import run_halves, two_threads
+from ._threads import run_halves, timed_split
 
 try:  # scipy's kernels behind CSR @ dense, which can accumulate into an existing array
     from scipy.sparse._sparsetools import csc_matvecs, csr_matvecs
@@ -372,21 +372,24 @@ def _sparse_dot(A, B, out, transpose=False, accumulate=False):
     if not accumulate:
         out[...] = 0  # the kernels accumulate
     n_vecs = B.shape[1]
-    split = two_threads(A.nnz * n_vecs, PARALLEL_SPARSE)
-    if transpose and not split:
-        # A.T of a CSR is a CSC: one pass, scattering into the rows of out
-        csc_matvecs(A.shape[1], A.shape[0], n_vecs, A.indptr, A.indices, A.data,
-                    B.ravel(), out.ravel())
-        return out
-    if transpose:
+
+    def product(split):
+        if transpose and not split:
+            # A.T of a CSR is a CSC: one pass, scattering into the rows of out
+            csc_matvecs(A.shape[1], A.shape[0], n_vecs, A.indptr, A.indices, A.data,
+                        B.ravel(), out.ravel())
+            return
         # rows of out in two threads need A.T as a CSR; each output entry still sums
         # its terms in the same order (A's rows ascending), so the result is the same
-        A = A.T.tocsr()
-    indptr, indices, data, b = A.indptr, A.indices, A.data, B.ravel()
+        M = A.T.tocsr() if transpose else A
+        indptr, indices, data, b = M.indptr, M.indices, M.data, B.ravel()
 
-    def rows(lo, hi):
-        csr_matvecs(hi - lo, A.shape[1], n_vecs, indptr[lo:], indices, data, b,
-                    out[lo:hi].ravel())
+        def rows(lo, hi):
+            csr_matvecs(hi - lo, M.shape[1], n_vecs, indptr[lo:], indices, data, b,
+                        out[lo:hi].ravel())
 
-    run_halves(rows, A.shape[0], split)
+        run_halves(rows, M.shape[0], split)
+
+    timed_split("A.T @ B" if transpose else "A @ B", A.nnz * n_vecs, PARALLEL_SPARSE,
+                product)
     return out

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import scipy.optimize
-from ._threads import run_halves, thread_pools, two_threads
+from ._threads import run_halves, thread_pools, timed_split
 
 # parameters from which a step runs in two threads (about 50 us of hand-off): at
 # 500,000 parameters Adam's step takes 0.74 ms instead of 1.17, at 131,000 no less
@@ -28,7 +28,8 @@ class _Stochastic:
 
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` is overwritten)."""
-        _run(self.update, (params, grad, *self.state()), *self.advance())
+        _run(type(self).__name__, self.update, (params, grad, *self.state()),
+             *self.advance())
 
 
 class SGD(_Stochastic):
@@ -156,14 +157,12 @@ class Adam(_Stochastic):
         return True
 
 
-def _run(update, arrays, *scalars):
+def _run(kind, update, arrays, *scalars):
     """``update(*arrays, *scalars)``; over two halves of the arrays in two threads when
-    they are long enough."""
+    they are long enough and that has lately been faster (``kind``: the optimizer)."""
     n = len(arrays[0])
-    if not two_threads(n, PARALLEL_STEP):
-        update(*arrays, *scalars)
-        return
-    run_halves(lambda lo, hi: update(*(a[lo:hi] for a in arrays), *scalars), n, True)
+    timed_split(kind, n, PARALLEL_STEP, lambda split: run_halves(
+        lambda lo, hi: update(*(a[lo:hi] for a in arrays), *scalars), n, split))
 
 
 def lbfgs(fun, x0, max_iter, max_fun, tol, callback=None):

@@ -7,6 +7,7 @@ thresholds, so that the split paths run on small data; they count the hand-offs 
 that they did.
 """
 
+import collections
 import contextlib
 import os
 import threading
@@ -26,7 +27,9 @@ from sknn_scratch.solvers import SGD, Adam
 
 @pytest.fixture
 def handoffs(monkeypatch):
-    """Small thresholds, and a counter of the halves sent to the helper thread."""
+    """Small thresholds, every pass that may be split split (the choice by timing is
+    tested on its own below), and a counter of the halves sent to the helper thread."""
+    monkeypatch.setattr(_threads._Judge, "choose", lambda self: True)
     monkeypatch.setattr(solvers, "PARALLEL_STEP", 8)
     monkeypatch.setattr(network, "PARALLEL_SPARSE", 8)
     count = [0]
@@ -213,3 +216,86 @@ def test_a_forked_child_starts_its_own_helper_thread(handoffs):
                 os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def _judged(judge, seconds, n):
+    """The ways ``n`` passes go, each taking ``seconds(split)`` per unit."""
+    ways = []
+    for _ in range(n):
+        split = judge.choose()
+        judge.record(split, seconds(split))
+        ways.append(split)
+    return ways
+
+
+def test_passes_go_the_faster_way_and_now_and_then_the_other():
+    explore = _threads.EXPLORE
+    for split_time, faster in [(1.0, True), (2.0, False)]:
+        ways = _judged(_threads._Judge(), lambda split: split_time if split else 1.5,
+                       4 + 3 * explore)
+        assert ways[:4] == [True, False, True, False]  # both ways, twice each
+        others = [i for i, way in enumerate(ways[4:]) if way != faster]
+        assert others == [explore - 1, 2 * explore - 1, 3 * explore - 1]
+
+
+def test_passes_follow_a_change_in_which_way_is_faster():
+    judge, explore = _threads._Judge(), _threads.EXPLORE
+    # the start, then two periods of explore passes, the last sent the other way
+    ways = _judged(judge, lambda split: 1.0 if split else 1.5, 4 + 2 * explore)
+    assert sum(ways[4:]) == 2 * explore - 2
+    # the second core gets busy: three split passes show it (their median of five)
+    ways = _judged(judge, lambda split: 2.0 if split else 1.5, 3 * explore)
+    assert ways[:4] == [True, True, True, False]
+    assert [i for i, way in enumerate(ways) if way][3:] == [
+        explore - 1, 2 * explore - 1, 3 * explore - 1]
+    # and free again: three of the passes sent the other way show that
+    ways = _judged(judge, lambda split: 1.0 if split else 1.5, 4 * explore)
+    assert [i for i, way in enumerate(ways) if way][:3] == [
+        explore - 1, 2 * explore - 1, 3 * explore - 1]
+    assert all(ways[3 * explore:-1]) and not ways[-1]
+
+
+def test_a_pass_that_may_not_be_split_runs_whole_unjudged(monkeypatch):
+    monkeypatch.setattr(_threads, "_judges", collections.defaultdict(_threads._Judge))
+    got = []
+    with _blas_allows(1):
+        _threads.timed_split("kind", 100, 10, got.append)
+    with _blas_allows(2):
+        _threads.timed_split("kind", 9, 10, got.append)
+    assert got == [False, False]
+    assert "kind" not in _threads._judges
+    with _blas_allows(2):
+        for _ in range(3):
+            _threads.timed_split("kind", 100, 10, got.append)
+    assert got[2:] == [True, False, True]
+    assert [len(t) for t in _threads._judges["kind"].times] == [1, 2]
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_fits_whose_passes_go_both_ways_are_bitwise_those_of_one_thread(
+        sparse, monkeypatch):
+    monkeypatch.setattr(solvers, "PARALLEL_STEP", 8)
+    monkeypatch.setattr(network, "PARALLEL_SPARSE", 8)
+    monkeypatch.setattr(_threads, "_judges", collections.defaultdict(_threads._Judge))
+    monkeypatch.setattr(_threads, "EXPLORE", 2)  # every other pass the other way
+    ways = []
+    choose = _threads._Judge.choose
+    monkeypatch.setattr(_threads._Judge, "choose",
+                        lambda self: ways.append(choose(self)) or ways[-1])
+    rng = np.random.default_rng(5)
+    X = sp.random(300, 40, density=0.1, format="csr", random_state=rng)
+    X = X if sparse else X.toarray()
+    y = rng.integers(0, 3, 300)
+
+    def run():
+        return _fit_quietly(MLPScratchClassifier((16,), max_iter=4, batch_size=64,
+                                                 random_state=0), X, y)
+
+    one = _in_threads(1, run)
+    assert not ways
+    two = _in_threads(2, run)
+    assert len(ways) == 4 * 5 * (3 if sparse else 1)
+    assert 0 < sum(ways) < len(ways)
+    assert one.loss_curve_ == two.loss_curve_
+    for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
+        np.testing.assert_array_equal(a, b)
