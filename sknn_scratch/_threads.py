@@ -81,18 +81,20 @@ def _median(values):
     return sorted(values)[len(values) // 2]
 
 
-_judges = collections.defaultdict(_Judge)  # by kind of pass
+_judges = collections.defaultdict(_Judge)  # by kind of pass and size
 
 
 def timed_split(kind, work, min_size, run):
     """``run(split)``: a pass of ``work`` units that may be split (``run(True)``) or
     not (``run(False)``); split when :func:`two_threads` allows it and the passes of
-    ``kind`` have lately been faster split. ``run`` must give the same result both
-    ways."""
+    ``kind`` and about as much work (within a factor of 2) have lately been faster
+    split. ``run`` must give the same result both ways."""
     if not two_threads(work, min_size):
         run(False)
         return
-    judge = _judges[kind]
+    # the hand-off's fixed cost weighs less per unit on longer passes: sizes apart
+    # are judged apart (so are dtypes, part of the kind)
+    judge = _judges[kind, int(work).bit_length()]
     split = judge.choose()
     start = time.perf_counter()
     run(split)

@@ -390,6 +390,6 @@ def _sparse_dot(A, B, out, transpose=False, accumulate=False):
 
         run_halves(rows, M.shape[0], split)
 
-    timed_split("A.T @ B" if transpose else "A @ B", A.nnz * n_vecs, PARALLEL_SPARSE,
-                product)
+    timed_split(("A.T @ B" if transpose else "A @ B", out.dtype), A.nnz * n_vecs,
+                PARALLEL_SPARSE, product)
     return out

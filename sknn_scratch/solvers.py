@@ -28,8 +28,8 @@ class _Stochastic:
 
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` is overwritten)."""
-        _run(type(self).__name__, self.update, (params, grad, *self.state()),
-             *self.advance())
+        _run((type(self).__name__, params.dtype), self.update,
+             (params, grad, *self.state()), *self.advance())
 
 
 class SGD(_Stochastic):
@@ -159,7 +159,8 @@ class Adam(_Stochastic):
 
 def _run(kind, update, arrays, *scalars):
     """``update(*arrays, *scalars)``; over two halves of the arrays in two threads when
-    they are long enough and that has lately been faster (``kind``: the optimizer)."""
+    they are long enough and that has lately been faster (``kind``: the optimizer and
+    dtype)."""
     n = len(arrays[0])
     timed_split(kind, n, PARALLEL_STEP, lambda split: run_halves(
         lambda lo, hi: update(*(a[lo:hi] for a in arrays), *scalars), n, split))

@@ -263,12 +263,15 @@ def test_a_pass_that_may_not_be_split_runs_whole_unjudged(monkeypatch):
     with _blas_allows(2):
         _threads.timed_split("kind", 9, 10, got.append)
     assert got == [False, False]
-    assert "kind" not in _threads._judges
+    assert not _threads._judges
     with _blas_allows(2):
         for _ in range(3):
             _threads.timed_split("kind", 100, 10, got.append)
-    assert got[2:] == [True, False, True]
-    assert [len(t) for t in _threads._judges["kind"].times] == [1, 2]
+        _threads.timed_split("kind", 200, 10, got.append)  # judged apart
+        _threads.timed_split("other", 100, 10, got.append)
+    assert got[2:] == [True, False, True, True, True]
+    assert [len(t) for t in _threads._judges["kind", 7].times] == [1, 2]
+    assert [len(t) for t in _threads._judges["kind", 8].times] == [0, 1]
 
 
 @pytest.mark.parametrize("sparse", [False, True])
