@@ -32,9 +32,12 @@ from threadpoolctl import ThreadpoolController
 
 __all__ = ["numpy_blas_pool", "run_halves", "thread_pools", "timed_split", "two_threads"]
 
-#: every EXPLORE-th pass of a kind goes the way its timings do not favour, so that a
-#: change (a neighbour that starts or stops) is noticed within a few dozen passes
-EXPLORE = 20
+#: while the passes of a kind run whole, every EXPLORE-th is split all the same, so
+#: that a second core freed (a neighbour that stops) is noticed within a few dozen
+#: passes; while they run split, every EXPLORE_WHOLE-th runs whole (the whole way
+#: does not use the second core, so its times barely change, and trying it costs the
+#: most when the split pays). A busy second core shows in the split passes themselves.
+EXPLORE, EXPLORE_WHOLE = 20, 100
 _KEEP = 5  # the latest per-unit times kept of each way; a pass compares their medians
 
 _NAME = "sknn_scratch_helper"
@@ -57,7 +60,8 @@ class _Judge:
 
     Keeps the time per unit of work of the latest passes of each way. At first the two
     ways alternate (split first); then a pass goes the way with the lower median, except
-    every :data:`EXPLORE`-th, which goes the other way to refresh its times.
+    every :data:`EXPLORE`-th (:data:`EXPLORE_WHOLE`-th while the split way is faster),
+    which goes the other way to refresh its times.
     """
 
     def __init__(self):
@@ -71,7 +75,7 @@ class _Judge:
             return len(split) <= len(whole)
         self.passes += 1
         faster = _median(split) <= _median(whole)
-        return faster != (self.passes % EXPLORE == 0)
+        return faster != (self.passes % (EXPLORE_WHOLE if faster else EXPLORE) == 0)
 
     def record(self, split, seconds_per_unit):
         self.times[split].append(seconds_per_unit)

@@ -229,20 +229,23 @@ def _judged(judge, seconds, n):
 
 
 def test_passes_go_the_faster_way_and_now_and_then_the_other():
-    explore = _threads.EXPLORE
-    for split_time, faster in [(1.0, True), (2.0, False)]:
+    # tried now and then: the split way every EXPLORE-th pass while the whole way is
+    # faster, the whole way every EXPLORE_WHOLE-th while the split way is
+    for split_time, faster, period in [(1.0, True, _threads.EXPLORE_WHOLE),
+                                       (2.0, False, _threads.EXPLORE)]:
         ways = _judged(_threads._Judge(), lambda split: split_time if split else 1.5,
-                       4 + 3 * explore)
+                       4 + 3 * period)
         assert ways[:4] == [True, False, True, False]  # both ways, twice each
         others = [i for i, way in enumerate(ways[4:]) if way != faster]
-        assert others == [explore - 1, 2 * explore - 1, 3 * explore - 1]
+        assert others == [period - 1, 2 * period - 1, 3 * period - 1]
 
 
 def test_passes_follow_a_change_in_which_way_is_faster():
     judge, explore = _threads._Judge(), _threads.EXPLORE
-    # the start, then two periods of explore passes, the last sent the other way
-    ways = _judged(judge, lambda split: 1.0 if split else 1.5, 4 + 2 * explore)
-    assert sum(ways[4:]) == 2 * explore - 2
+    assert _threads.EXPLORE_WHOLE % explore == 0  # the counts below rely on it
+    ways = _judged(judge, lambda split: 1.0 if split else 1.5,
+                   4 + _threads.EXPLORE_WHOLE)
+    assert ways[4:] == [True] * (_threads.EXPLORE_WHOLE - 1) + [False]
     # the second core gets busy: three split passes show it (their median of five)
     ways = _judged(judge, lambda split: 2.0 if split else 1.5, 3 * explore)
     assert ways[:4] == [True, True, True, False]
@@ -252,7 +255,7 @@ def test_passes_follow_a_change_in_which_way_is_faster():
     ways = _judged(judge, lambda split: 1.0 if split else 1.5, 4 * explore)
     assert [i for i, way in enumerate(ways) if way][:3] == [
         explore - 1, 2 * explore - 1, 3 * explore - 1]
-    assert all(ways[3 * explore:-1]) and not ways[-1]
+    assert all(ways[3 * explore:])
 
 
 def test_a_pass_that_may_not_be_split_runs_whole_unjudged(monkeypatch):
@@ -280,7 +283,9 @@ def test_fits_whose_passes_go_both_ways_are_bitwise_those_of_one_thread(
     monkeypatch.setattr(solvers, "PARALLEL_STEP", 8)
     monkeypatch.setattr(network, "PARALLEL_SPARSE", 8)
     monkeypatch.setattr(_threads, "_judges", collections.defaultdict(_threads._Judge))
-    monkeypatch.setattr(_threads, "EXPLORE", 2)  # every other pass the other way
+    # every other pass the other way
+    monkeypatch.setattr(_threads, "EXPLORE", 2)
+    monkeypatch.setattr(_threads, "EXPLORE_WHOLE", 2)
     ways = []
     choose = _threads._Judge.choose
     monkeypatch.setattr(_threads._Judge, "choose",
