@@ -30,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["numpy_blas_pool", "run_halves", "thread_pools", "timed_split", "two_threads"]
+__all__ = ["numpy_blas_pool", "run_halves", "scipy_blas_pool", "thread_pools",
+           "timed_split", "two_threads"]
 
 #: while the passes of a kind run whole, every EXPLORE-th is split all the same, so
 #: that a second core freed (a neighbour that stops) is noticed within a few dozen
@@ -146,6 +147,15 @@ def numpy_blas_pool():
     """numpy's BLAS alone, as a controller that can limit it (empty if none found)."""
     blas = _numpy_blas()
     return thread_pools().select(filepath=[blas.filepath] if blas is not None else [])
+
+
+@functools.cache
+def scipy_blas_pool():
+    """The BLAS libraries scipy loaded for itself, apart from numpy's, as a controller
+    that can limit them (empty if none)."""
+    own = [c.filepath for c in thread_pools().lib_controllers
+           if c.user_api == "blas" and "scipy" in c.filepath and "numpy" not in c.filepath]
+    return thread_pools().select(filepath=own)
 
 
 @functools.cache

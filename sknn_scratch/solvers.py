@@ -6,12 +6,11 @@ updates: SGD with (Nesterov) momentum and constant / invscaling / adaptive learn
 rates, and Adam. L-BFGS runs through :func:`scipy.optimize.minimize`.
 """
 
-import functools
 import math
 
 import numpy as np
 import scipy.optimize
-from ._threads import run_halves, thread_pools, timed_split
+from ._threads import run_halves, scipy_blas_pool, timed_split
 
 # parameters from which a step runs in two threads (about 50 us of hand-off): at
 # 500,000 parameters Adam's step takes 0.74 ms instead of 1.17, at 131,000 no less
@@ -178,17 +177,9 @@ def lbfgs(fun, x0, max_iter, max_fun, tol, callback=None):
 
     # L-BFGS-B's vector operations run on scipy's own BLAS; its idle threads, woken
     # between numpy's matrix products, made each iteration 4x slower on 2 cores
-    with _scipy_blas().limit(limits=1):
+    with scipy_blas_pool().limit(limits=1):
         return scipy.optimize.minimize(
             fun, x0, method="L-BFGS-B", jac=True, callback=on_iteration,
             options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
         )
 
-
-@functools.cache
-def _scipy_blas():
-    """The BLAS libraries scipy loaded for itself, apart from numpy's (may be none)."""
-    controller = thread_pools()
-    own = [c.filepath for c in controller.lib_controllers
-           if c.user_api == "blas" and "scipy" in c.filepath and "numpy" not in c.filepath]
-    return controller.select(filepath=own)
