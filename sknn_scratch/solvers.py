@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import scipy.optimize
-from ._threads import run_halves, scipy_blas_pool, timed_split
+from ._threads import run_halves, scipy_blas_pool, timed_split, two_threads
 
 # parameters from which a step runs in two threads (about 50 us of hand-off): at
 # 500,000 parameters Adam's step takes 0.74 ms instead of 1.17, at 131,000 no less
@@ -27,8 +27,7 @@ class _Stochastic:
 
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` is overwritten)."""
-        _run((type(self).__name__, params.dtype), self.update,
-             (params, grad, *self.state()), *self.advance())
+        _run(self.update, (params, grad, *self.state()), *self.advance())
 
 
 class SGD(_Stochastic):
@@ -156,13 +155,17 @@ class Adam(_Stochastic):
         return True
 
 
-def _run(kind, update, arrays, *scalars):
+def _run(update, arrays, *scalars):
     """``update(*arrays, *scalars)``; over two halves of the arrays in two threads when
-    they are long enough and that has lately been faster (``kind``: the optimizer and
-    dtype)."""
+    they are long enough and that has lately been faster."""
     n = len(arrays[0])
-    timed_split(kind, n, PARALLEL_STEP, lambda split: run_halves(
-        lambda lo, hi: update(*(a[lo:hi] for a in arrays), *scalars), n, split))
+    if not two_threads(n, PARALLEL_STEP):  # most steps: no closures, no judge
+        update(*arrays, *scalars)
+        return
+    timed_split((update.__qualname__, arrays[0].dtype), n, PARALLEL_STEP,
+                lambda split: run_halves(
+                    lambda lo, hi: update(*(a[lo:hi] for a in arrays), *scalars), n,
+                    split))
 
 
 def lbfgs(fun, x0, max_iter, max_fun, tol, callback=None):
@@ -182,4 +185,3 @@ def lbfgs(fun, x0, max_iter, max_fun, tol, callback=None):
             fun, x0, method="L-BFGS-B", jac=True, callback=on_iteration,
             options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
         )
-
