@@ -18,7 +18,10 @@ A team of processes (this one and ``n_jobs - 1`` forked ones) splits each batch 
 Parameters, moments and gradients live in shared memory. A process that waits polls a
 counter in shared memory (yielding the core if another process wants it): no sleeping
 thread to wake and no GIL in common, so a meeting costs microseconds. Between epochs
-a forked process polls for a few milliseconds, then sleeps 0.1 ms between polls.
+a forked process polls for a few milliseconds, then sleeps 0.1 ms between polls. At
+the end of a fit each forked process says it has left and exits; a thread reaps it
+while the kernel tears it down (5 ms the fit no longer waits for), and the next team
+forks only once it is reaped.
 
 The objective, the schedule and the stopping rules are those of one process; only the
 order in which a batch's gradient terms are summed differs, so a fit agrees with the
@@ -29,6 +32,7 @@ import mmap
 import os
 import pickle
 import signal
+import threading
 import time
 import tracemalloc
 
@@ -53,6 +57,8 @@ _ALIGN = 16  # parameter shares start on cache-line boundaries (float32 and floa
 _CMD, _OP, _ABORT, _FAILED = range(4)
 _IN_ORDER, _SHUFFLED, _CHECK = 1, 2, 3  # what _OP asks: an epoch, or loss_is_finite
 _MSG_BYTES = 1 << 12  # room for a pickled message (optimizer scalars, an error)
+# batches whose objective terms the processes keep (see ProcessTeam._add_terms)
+_RING = 128
 
 
 def resolve_n_jobs(n_jobs):
@@ -114,11 +120,17 @@ class ProcessTeam:
         self.cuts = [*cuts, n_params]
         self.shared_params = _shared(n_params, dtype)
         self.grads = _shared((n_procs, n_params), dtype)
-        # per process, a cache line each: batch loss, penalty share, traced peak, and
-        # whether its rows' loss is finite (loss_is_finite)
+        # per process, a cache line each: traced peak, and whether its rows' loss is
+        # finite (loss_is_finite)
         self.values = _shared((n_procs, _LINE), np.float64)
+        # each batch's terms of the objective, per process: data loss and penalty share,
+        # in a ring of batches that process 0 adds up half a ring at a time
+        self.terms = _shared((_RING, n_procs, 2), np.float64)
         self.ctl = _shared(_LINE * (n_procs + 1), np.int64)
         self.sync = self.ctl[:_LINE * n_procs:_LINE]
+        # set by a forked process once it no longer touches shared memory, just before
+        # it exits (the next slot of its cache line)
+        self.left = self.ctl[1:_LINE * n_procs:_LINE]
         self.control = self.ctl[_LINE * n_procs:]
         n = gather.X.shape[0]
         # intp: numpy shuffles 8-byte items in place faster (50,000 in 0.43 ms against
@@ -128,7 +140,7 @@ class ProcessTeam:
         # why a forked process failed: one slot each, two may fail at once
         self.error = _shared((n_procs, _MSG_BYTES), np.uint8)
         self._entered = False
-        self._pids = []
+        self._pids = {}  # forked process id -> its rank
         self._limits = None
         self._synced = 0  # meetings so far
         self._commands = 0  # commands given when the team forked
@@ -138,8 +150,8 @@ class ProcessTeam:
     @property
     def shared_bytes(self):
         """Bytes of shared memory the team holds (the optimizer's moments included)."""
-        arrays = [self.shared_params, self.grads, self.values, self.ctl, self.order,
-                  self.scalars, self.error]
+        arrays = [self.shared_params, self.grads, self.values, self.terms, self.ctl,
+                  self.order, self.scalars, self.error]
         if self._entered:
             arrays += self.optimizer.state()
         return sum(a.nbytes for a in arrays if a is not None)
@@ -164,12 +176,15 @@ class ProcessTeam:
         # read here, not in the forked process: by the time it runs, this one may
         # already have given its first command
         self._commands = int(self.control[_CMD])
+        # an earlier team's processes are being reaped by a thread: a process that
+        # forks while it has other threads may deadlock its child (Python 3.12 warns)
+        join_reapers()
         try:
             for rank in range(1, self.k):
                 pid = os.fork()
                 if pid == 0:  # pragma: no cover - runs in the forked process
                     self._serve(rank)
-                self._pids.append(pid)
+                self._pids[pid] = rank
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -178,14 +193,22 @@ class ProcessTeam:
     def __exit__(self, *exc):
         self.control[_ABORT] = 1  # the forked processes exit when they see it
         deadline = time.monotonic() + 5.0
-        for pid in self._pids:
-            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        exiting = []
+        for pid, rank in self._pids.items():
+            while not self.left[rank]:
+                if os.waitpid(pid, os.WNOHANG) != (0, 0):  # gone unannounced: reaped
+                    break
                 if time.monotonic() > deadline:  # pragma: no cover - a stuck process
                     os.kill(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
                     break
                 time.sleep(1e-4)
-        self._pids = []
+            else:
+                exiting.append(pid)
+        self._pids = {}
+        # the kernel takes 4-7 ms to tear a process down once it has called _exit:
+        # reaped by a thread, so that the fit need not wait
+        _reap(exiting)
         if self._limits is not None:
             self._limits.restore_original_limits()
             self._limits = None
@@ -195,7 +218,7 @@ class ProcessTeam:
 
     def _leave_shared_memory(self):
         """Free the shared memory; the moments go back to private memory one by one."""
-        forked = [int(v) for v in self.values[1:, 2]]
+        forked = [int(v) for v in self.values[1:, 0]]
         self.network.release()  # the batch buffers first: a lower peak
         tracing = tracemalloc.is_tracing()
         peak = (tracemalloc.get_traced_memory()[1] + self.shared_bytes + sum(forked)
@@ -238,7 +261,7 @@ class ProcessTeam:
 
     def _epoch(self, rank, shuffled):
         k, net, opt, gather = self.k, self.network, self.optimizer, self.gather
-        params, grads, values = self.shared_params, self.grads, self.values
+        params, grads = self.shared_params, self.grads
         order = self.order if shuffled else None
         n, batch_size = gather.X.shape[0], self.batch_size
         sw = gather.sw
@@ -255,7 +278,8 @@ class ProcessTeam:
         # own_grad by then and not written again before the next batch: no new scratch
         spare = grads[1, lo:lo + n_coefs]
         alpha, total = self.alpha, 0.0
-        for start in range(0, n, batch_size):
+        pending = []  # process 0: (sw_sum, m) of the batches it has not added up yet
+        for batch, start in enumerate(range(0, n, batch_size)):
             stop = min(start + batch_size, n)
             m = stop - start
             if sw is None:
@@ -264,31 +288,49 @@ class ProcessTeam:
                 sw_sum = float((sw[start:stop] if order is None
                                 else sw[order[start:stop]]).sum())
             first, last = start + m * rank // k, start + m * (rank + 1) // k
+            terms = self.terms[batch % _RING, rank]
             if last > first:
-                values[rank, 0] = net.data_grad(params, *gather(order, first, last),
-                                                sw_sum, grad)[0]
+                terms[0] = net.data_grad(params, *gather(order, first, last), sw_sum,
+                                         grad)[0]
             else:
                 grad[...] = 0
-                values[rank, 0] = 0.0
+                terms[0] = 0.0
             self._meet(rank)
-            # read now: after the next meeting the others write the next batch's
-            loss = float(values[:, 0].sum()) if rank == 0 else 0.0
             for j in range(1, k):
                 np.add(own_grad, grads[j, lo:hi], out=own_grad)
             if alpha and n_coefs:
                 _add_scaled(own_coef_grad, own_coefs, alpha / sw_sum, scratch=spare)
                 # BLAS's dot: one thread in a team (see squared_norm), 5x faster
-                values[rank, 1] = float(np.dot(own_coefs, own_coefs))
+                terms[1] = float(np.dot(own_coefs, own_coefs))
             else:
-                values[rank, 1] = 0.0
+                terms[1] = 0.0
             opt.update(own_params, own_grad, *own_state, *opt.advance())
             self._meet(rank)
-            if rank == 0:  # the penalties are not rewritten before the next meeting
-                penalty = float(values[:, 1].sum())
-                total += (loss / sw_sum + 0.5 * alpha * penalty / sw_sum) * m
+            if rank == 0:
+                pending.append((sw_sum, m))
+                if len(pending) == _RING // 2 or stop == n:
+                    total = self._add_terms(total, batch, pending)
         if rank and tracemalloc.is_tracing():  # for memory benchmarks
-            values[rank, 2] = tracemalloc.get_traced_memory()[1] - self._traced_at_fork
+            self.values[rank, 0] = (tracemalloc.get_traced_memory()[1]
+                                    - self._traced_at_fork)
         return total / n
+
+    def _add_terms(self, total, batch, pending):
+        """``total`` plus the objective of the batches in ``pending`` (weight sums and
+        rows, in order), the latest of which is ``batch``; empties ``pending``.
+
+        Process 0 adds them up here, after the second meeting of ``batch``, rather than
+        batch by batch: reading the others' terms after each meeting delayed its next
+        batch, for which the others waited. The others may be writing the next batch's
+        terms meanwhile, never these (they wait for this process at its first meeting).
+        """
+        lo = (batch + 1 - len(pending)) % _RING
+        sums = self.terms[lo:lo + len(pending)].sum(axis=1).tolist()
+        alpha = self.alpha
+        for (sw_sum, m), (loss, penalty) in zip(pending, sums):
+            total += (loss / sw_sum + 0.5 * alpha * penalty / sw_sum) * m
+        pending.clear()
+        return total
 
     def loss_is_finite(self):
         """Whether the data term at the current parameters is finite on every row
@@ -297,13 +339,13 @@ class ProcessTeam:
         self.control[_OP] = _CHECK
         self.control[_CMD] += 1
         self._check_finite(0)
-        return bool(self.values[:, 3].all())
+        return bool(self.values[:, 1].all())
 
     def _check_finite(self, rank):
         net, X, Y = self.network, self.gather.X, self.gather.Y
         rows = self.gather.batch_size  # a share of a batch: the buffers' size
         first, last = X.shape[0] * rank // self.k, X.shape[0] * (rank + 1) // self.k
-        self.values[rank, 3] = net.data_finite(self.shared_params, X, Y, rows, first,
+        self.values[rank, 1] = net.data_finite(self.shared_params, X, Y, rows, first,
                                                last)
         self._meet(rank)
 
@@ -325,12 +367,12 @@ class ProcessTeam:
     def _check(self, rank):
         """Leave a meeting that will never complete."""
         if rank != 0:
-            self._exit_if_abandoned()  # pragma: no cover - runs in a forked process
+            self._exit_if_abandoned(rank)  # pragma: no cover - runs in a forked process
             return
         for pid in list(self._pids):
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
-                self._pids.remove(pid)
+                del self._pids[pid]
             failed = int(self.control[_FAILED])  # set once its message is written
             if done or failed:
                 why = (_read(self.error[failed]) if failed else
@@ -348,7 +390,7 @@ class ProcessTeam:
                 tracemalloc.reset_peak()
             seen = self._commands
             while True:
-                seen = self._next_command(seen)
+                seen = self._next_command(rank, seen)
                 if self.control[_OP] == _CHECK:
                     self._check_finite(rank)
                     continue
@@ -360,25 +402,59 @@ class ProcessTeam:
             _write(self.error[rank], text.decode(errors="ignore"))
             self.control[_FAILED] = rank
         finally:
-            os._exit(code)
+            self._leave(rank, code)
 
-    def _next_command(self, seen):  # pragma: no cover - runs in a forked process
+    def _next_command(self, rank, seen):  # pragma: no cover - runs in a forked process
         """Wait for the parent's next command: poll fast for a while, then slowly."""
         polls = 0
         while self.control[_CMD] == seen:
             polls += 1
             if self.control[_ABORT] or polls % 256 == 0:
-                self._exit_if_abandoned()
+                self._exit_if_abandoned(rank)
             if polls > 20000:
                 time.sleep(1e-4)
             elif polls % 64 == 0:
                 os.sched_yield()
         return int(self.control[_CMD])
 
-    def _exit_if_abandoned(self):  # pragma: no cover - runs in a forked process
+    def _exit_if_abandoned(self, rank):  # pragma: no cover - runs in a forked process
         """A forked process leaves when told to or when its parent is gone."""
         if self.control[_ABORT] or os.getppid() != self._parent:
-            os._exit(0)
+            self._leave(rank, 0)
+
+    def _leave(self, rank, code):  # pragma: no cover - runs in a forked process
+        """Say so, and exit (what it wrote to shared memory is written by then)."""
+        self.left[rank] = 1
+        os._exit(code)
+
+
+# threads waiting for the processes of finished teams to exit (see join_reapers)
+_reapers = []
+
+
+def _reap(pids):
+    """Collect the exit status of ``pids``, which are exiting, in a thread."""
+    if not pids:
+        return
+    thread = threading.Thread(target=_wait_all, args=(pids,), daemon=True,
+                              name="sknn_scratch-reaper")
+    thread.start()
+    _reapers.append(thread)
+
+
+def _wait_all(pids):
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:  # pragma: no cover - reaped by someone else
+            pass
+
+
+def join_reapers():
+    """Wait until the processes of every finished team are reaped (they have left
+    by then, and exit within milliseconds)."""
+    while _reapers:
+        _reapers.pop().join()
 
 
 def _write(buffer, obj):

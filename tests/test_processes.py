@@ -13,6 +13,7 @@ import mmap
 import os
 import pickle
 import signal
+import threading
 import tracemalloc
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -109,7 +110,9 @@ def _assert_private(est):
 
 def _assert_reaped(pids):
     """None of ``pids`` is left, running or a zombie, and no other child has exited
-    (a process left is killed first: the check fails, and nothing is left spinning)."""
+    (a process left is killed first: the check fails, and nothing is left spinning),
+    once the threads that reap a finished team's processes are done."""
+    _processes.join_reapers()
     left = []
     for pid in pids:
         try:
@@ -404,6 +407,41 @@ def _child_raises(in_parent):
 def _child_exits(in_parent):
     if not in_parent:
         os._exit(3)
+
+
+
+def test_a_fit_returns_once_its_processes_have_left_and_a_thread_reaps_them(
+        forks, no_kill, monkeypatch):
+    """The fit does not wait for the kernel to tear its forked processes down: each
+    has said it left (after its last write to shared memory) and a thread reaps it;
+    the next team forks only once the earlier one's processes are reaped."""
+    handed, at_fork, fork = [], [], os.fork
+    wait_all = _processes._wait_all
+
+    def recording_wait_all(pids):
+        handed.extend(pids)
+        wait_all(pids)
+
+    def checking_fork():
+        at_fork.append([t.name for t in threading.enumerate()
+                        if t.name == "sknn_scratch-reaper"])
+        return fork()
+
+    monkeypatch.setattr(_processes, "_wait_all", recording_wait_all)
+    monkeypatch.setattr(os, "fork", checking_fork)  # forks' own counter still runs
+    est = _clf(solver="adam", n_jobs=3)
+    for _ in range(2):
+        _fit_quietly(est, X, Y_CLS)
+    _processes.join_reapers()
+    assert sorted(handed) == sorted(forks) and len(forks) == 4
+    assert at_fork == [[]] * 4  # no reaper thread alive at any fork
+    # the forked processes' traced peaks were written before they said they left
+    tracemalloc.start()
+    try:
+        _fit_quietly(est, X, Y_CLS)
+    finally:
+        tracemalloc.stop()
+    assert all(peak > 0 for peak in _processes.last_team_memory["forked_peaks"])
 
 
 @pytest.mark.parametrize("n_jobs", [2, 3])
