@@ -195,14 +195,20 @@ class ProcessTeam:
         deadline = time.monotonic() + 5.0
         exiting = []
         for pid, rank in self._pids.items():
+            polls = 0
             while not self.left[rank]:
+                polls += 1
+                if polls % 64:  # it notices within 0.1 ms: a sleep here took 0.7
+                    os.sched_yield()
+                    continue
                 if os.waitpid(pid, os.WNOHANG) != (0, 0):  # gone unannounced: reaped
                     break
                 if time.monotonic() > deadline:  # pragma: no cover - a stuck process
                     os.kill(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
                     break
-                time.sleep(1e-4)
+                if polls > 4096:
+                    time.sleep(1e-4)
             else:
                 exiting.append(pid)
         self._pids = {}
