@@ -39,7 +39,6 @@ import tracemalloc
 import numpy as np
 
 from ._threads import numpy_blas_pool
-from .network import _add_scaled
 
 __all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs"]
 
@@ -283,7 +282,13 @@ class ProcessTeam:
         # l2 W goes through process 1's part of the share's gradient, summed into
         # own_grad by then and not written again before the next batch: no new scratch
         spare = grads[1, lo:lo + n_coefs]
+        others = [grads[j, lo:hi] for j in range(1, k)]
+        # [batch % _RING, rank, (loss, penalty)], written by flat index: a view of the
+        # slot per batch cost more than the writes
+        terms = self.terms.reshape(-1)
         alpha, total = self.alpha, 0.0
+        l2 = bool(alpha and n_coefs)
+        update, advance = opt.update, opt.advance
         pending = []  # process 0: (sw_sum, m) of the batches it has not added up yet
         for batch, start in enumerate(range(0, n, batch_size)):
             stop = min(start + batch_size, n)
@@ -294,23 +299,24 @@ class ProcessTeam:
                 sw_sum = float((sw[start:stop] if order is None
                                 else sw[order[start:stop]]).sum())
             first, last = start + m * rank // k, start + m * (rank + 1) // k
-            terms = self.terms[batch % _RING, rank]
+            slot = (batch % _RING * k + rank) * 2
             if last > first:
-                terms[0] = net.data_grad(params, *gather(order, first, last), sw_sum,
-                                         grad)[0]
+                terms[slot] = net.data_grad(params, *gather(order, first, last), sw_sum,
+                                            grad)[0]
             else:
                 grad[...] = 0
-                terms[0] = 0.0
+                terms[slot] = 0.0
             self._meet(rank)
-            for j in range(1, k):
-                np.add(own_grad, grads[j, lo:hi], out=own_grad)
-            if alpha and n_coefs:
-                _add_scaled(own_coef_grad, own_coefs, alpha / sw_sum, scratch=spare)
+            for other in others:
+                np.add(own_grad, other, out=own_grad)
+            if l2:  # own_grad += l2 W through spare, as network._add_scaled would
+                np.multiply(own_coefs, alpha / sw_sum, out=spare)
+                np.add(own_coef_grad, spare, out=own_coef_grad)
                 # BLAS's dot: one thread in a team (see squared_norm), 5x faster
-                terms[1] = float(np.dot(own_coefs, own_coefs))
+                terms[slot + 1] = float(np.dot(own_coefs, own_coefs))
             else:
-                terms[1] = 0.0
-            opt.update(own_params, own_grad, *own_state, *opt.advance())
+                terms[slot + 1] = 0.0
+            update(own_params, own_grad, *own_state, *advance())
             self._meet(rank)
             if rank == 0:
                 pending.append((sw_sum, m))

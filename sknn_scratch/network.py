@@ -336,14 +336,12 @@ def activate_(activation, z, slope=None):
     return activation.forward_param_(z, slope)
 
 
-def _add_scaled(out, x, c, chunk=1 << 13, scratch=None):
-    """``out += c * x`` in place, through ``scratch`` if given (an array of x's dtype
-    that is free for now), else through a cache-sized one, not a weight-sized one."""
+def _add_scaled(out, x, c, chunk=1 << 13):
+    """``out += c * x`` in place, through a cache-sized scratch, not a weight-sized one."""
     if c == 0:
         return
-    if scratch is None:
-        # allocated per call, not kept: a scratch alive all fit long raised its peak
-        scratch = np.empty(min(chunk, len(x)), x.dtype)
+    # allocated per call, not kept: a scratch alive all fit long raised its peak
+    scratch = np.empty(min(chunk, len(x)), x.dtype)
     chunk = max(len(scratch), 1)
     for start in range(0, len(x), chunk):
         part = scratch[:min(chunk, len(x) - start)]
