@@ -171,3 +171,34 @@ def test_gathered_targets_are_in_the_order_of_the_output_layer(n_cols, dtype):
         assert Yb.flags.f_contiguous and Yb.dtype == np.float32 and sw is None
         np.testing.assert_array_equal(Yb, Y[order[start:stop]])
         np.testing.assert_array_equal(Xb, X[order[start:stop]])
+
+
+@pytest.mark.parametrize("hidden_activation", ["relu", "tanh"])
+def test_passes_prepared_once_follow_new_buffers_and_vectors(hidden_activation):
+    """The per-layer steps a network prepares for a parameter vector, a gradient and
+    a buffer set are rebuilt when any of them changes (more rows, released buffers,
+    another vector): every gradient equals a fresh network's."""
+    rng = np.random.default_rng(0)
+    net = _network(hidden_activation)
+    params = [0.3 * rng.standard_normal(net.n_params) for _ in range(2)]
+
+    def data_grad(net, flat, X, Y):
+        grad = np.empty_like(flat)
+        loss, _ = net.data_grad(flat, X, Y, None, float(len(X)), grad)
+        return loss, grad
+
+    for n_rows, release in [(16, False), (16, False), (40, False), (7, False),
+                            (40, True), (16, False)]:
+        if release:
+            net.release()
+        X, Y = _batch(rng, n_rows)
+        for flat in params:
+            grad = np.empty_like(flat)
+            for _ in range(2):  # the second call reuses the prepared steps
+                loss, _ = net.data_grad(flat, X, Y, None, float(n_rows), grad)
+                expected_loss, expected = data_grad(_network(hidden_activation), flat,
+                                                    X, Y)
+                assert loss == expected_loss
+                np.testing.assert_array_equal(grad, expected)
+            assert net.data_value(flat, X, Y) == _network(
+                hidden_activation).data_value(flat, X, Y)
