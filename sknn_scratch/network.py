@@ -43,6 +43,10 @@ class Network:
     dtype : numpy dtype
     """
 
+    # prepared passes (see _plan); a class default, so that a network pickled before
+    # they existed trains on
+    _plans = ()
+
     def __init__(self, layer_units, activations, loss, dtype):
         self.layer_units = list(layer_units)
         self.activations = list(activations)
@@ -303,7 +307,7 @@ class Network:
                     delta.T if flipped else delta, d.T if flipped else d, d,
                     mask, derivative))
         plan = (forward, backward, (Zs[-1], Ds[-1], ones))
-        self._plans = [((flat, grad, work), plan)] + self._plans[:1]
+        self._plans = [((flat, grad, work), plan), *self._plans[:1]]
         return plan
 
 
