@@ -202,3 +202,17 @@ def test_passes_prepared_once_follow_new_buffers_and_vectors(hidden_activation):
                 np.testing.assert_array_equal(grad, expected)
             assert net.data_value(flat, X, Y) == _network(
                 hidden_activation).data_value(flat, X, Y)
+
+
+def test_a_network_pickled_before_prepared_passes_existed_still_trains():
+    rng = np.random.default_rng(1)
+    net = _network("relu")
+    flat = 0.3 * rng.standard_normal(net.n_params)
+    X, Y = _batch(rng, 16)
+    expected = np.empty_like(flat)
+    net.data_grad(flat, X, Y, None, 16.0, expected)
+    old = _network("relu")
+    del old.__dict__["_plans"]  # as unpickled from a release without them
+    grad = np.empty_like(flat)
+    old.data_grad(flat, X, Y, None, 16.0, grad)
+    np.testing.assert_array_equal(grad, expected)
