@@ -337,6 +337,7 @@ def _backward(X, steps, ones, l2):
     """Gradient of the data term along :meth:`Network._plan`'s steps; returns how many
     leading coefficient entries already hold their L2 term ``l2 * W`` too (the sparse
     first layer's)."""
+    done = 0
     for a_t, delta, g_coef, g_intercept, W, left, out, d, mask, derivative in steps:
         if a_t is not None:
             np.dot(a_t, delta, out=g_coef)
@@ -348,13 +349,12 @@ def _backward(X, steps, ones, l2):
             else:  # not 0 * W: that would turn an infinite weight into NaN
                 g_coef[...] = 0
             _sparse_dot(X, delta, g_coef, transpose=True, accumulate=True)
-            np.dot(ones, delta, out=g_intercept)
-            return W.size
+            done = W.size
         else:
             np.dot(X.T, delta, out=g_coef)
         np.dot(ones, delta, out=g_intercept)
-        if d is None:
-            return 0
+        if d is None:  # the first layer: no delta into the input
+            break
         if mask is not None:
             np.greater(d, 0, out=mask)
         if left is delta:
@@ -365,7 +365,7 @@ def _backward(X, steps, ones, l2):
             np.multiply(d, mask.view(np.uint8), out=d)
         else:
             derivative(d)
-    return 0
+    return done
 
 
 def squared_norm(w):
@@ -403,7 +403,6 @@ def _add_scaled(out, x, c, chunk=1 << 13):
         return
     # allocated per call, not kept: a scratch alive all fit long raised its peak
     scratch = np.empty(min(chunk, len(x)), x.dtype)
-    chunk = max(len(scratch), 1)
     for start in range(0, len(x), chunk):
         part = scratch[:min(chunk, len(x) - start)]
         np.multiply(x[start:start + chunk], c, out=part)
