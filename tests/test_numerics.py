@@ -186,10 +186,26 @@ def test_saturated_classifier_gives_finite_log_proba(y):
     assert 0 <= est.score(X, y) <= 1
 
 
-@pytest.mark.parametrize("n", [0, 1, 7400, 8192, 8193, 50_000])
+@pytest.mark.parametrize("n", [0, 1, 7400, 10_000, 10_001, 50_000, 500_100])
 def test_squared_norm_on_short_and_long_vectors(n):
-    """np.dot on short vectors, einsum on long ones: the same norm either way."""
+    """One np.dot on short vectors, a sum over slices on long ones: the norm either
+    way."""
     from sknn_scratch.network import squared_norm
     w = np.random.RandomState(n).standard_normal(n)
     assert isinstance(squared_norm(w), float)
     assert squared_norm(w) == pytest.approx(float(np.sum(w * w)), rel=1e-12)
+
+
+def test_squared_norm_takes_one_thread_dot_products(monkeypatch):
+    """A long vector goes to np.dot in slices that OpenBLAS runs in one thread."""
+    from sknn_scratch import network
+    lengths, real_dot = [], np.dot
+
+    def spy(a, b, *args, **kwargs):
+        lengths.append(len(a))
+        return real_dot(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(network.np, "dot", spy)
+    w = np.arange(2 * network.SHORT_DOT + 1, dtype=np.float64)
+    assert network.squared_norm(w) == float(np.sum(w * w))  # exact: integers
+    assert lengths == [network.SHORT_DOT, network.SHORT_DOT, 1]
