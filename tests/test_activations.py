@@ -218,3 +218,38 @@ def test_relu_in_place_on_a_batch_keeps_nan_and_infinities(dtype, layout):
     np.testing.assert_array_equal(out, expected)
     assert np.isnan(out[1, 0]) and out[1, 1] == np.inf and out[1, 2] == 0
     assert out[-1, 0] == 0 and out[-1, 1] == 2 and np.isnan(out[-1, 2])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_long_arrays_take_the_vectorized_sigmoid_and_agree_with_expit(dtype, monkeypatch):
+    """From acts._VECTOR_SIGMOID elements the sigmoid is numpy's four passes, not
+    scipy's expit: the same values to a few ulps, in place, without a warning, at
+    every extreme."""
+    from scipy.special import expit
+    big = float(np.finfo(dtype).max)
+    extremes = [0.0, -0.0, 1e-300, -1e-300, -745.0, -746.0, -710.0, 709.0, 800.0,
+                -800.0, -90.0, 90.0, big, -big, np.inf, -np.inf]
+    rng = np.random.default_rng(0)
+    z = np.concatenate([extremes, rng.standard_normal(acts._VECTOR_SIGMOID) * 20])
+    z = z.astype(dtype)[:, None]
+    expected = expit(z)
+    calls = []
+    monkeypatch.setattr(acts, "expit", lambda *a, **k: calls.append(a) or expit(*a, **k))
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise",
+                                                divide="raise", under="ignore"):
+        warnings.simplefilter("error")
+        buf = z.copy()
+        out = Sigmoid().forward_(buf)
+        finite = z[np.isfinite(z)][:, None]  # z sigmoid(z) is NaN at -inf
+        values = [out, Sigmoid().forward(z), Sigmoid().derivative(z),
+                  acts.get("softplus").derivative(z), SiLU().forward(finite)]
+    assert calls == []  # no element went through expit
+    assert out is buf and out.dtype == dtype
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(out, expected, rtol=4 * eps, atol=0)
+    np.testing.assert_array_equal(values[1], out)
+    for v in values:
+        assert v.dtype == dtype and np.isfinite(v).all()
+    assert out.min() == 0 and out.max() == 1 and ((out >= 0) & (out <= 1)).all()
+    Sigmoid().forward_(z[:acts._VECTOR_SIGMOID - 1].copy())  # short: expit's
+    assert len(calls) == 1
