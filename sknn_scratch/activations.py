@@ -115,10 +115,11 @@ class Activation(ParamsMixin):
 _activations = Registry("activation", Activation)
 get = _activations.get
 
-# elements from which the sigmoid takes numpy's vectorized exp (four passes) rather than
-# scipy's expit, which computes one element at a time: 25,600 float64 elements in 26.7
-# us against 92.6, but 200 in 2.5 against 1.2
-_VECTOR_SIGMOID = 1 << 10
+# elements from which the sigmoid and softplus are computed in numpy's vectorized passes
+# (exp, log1p) rather than by scipy's expit and numpy's logaddexp, which compute one
+# element at a time: 25,600 float64 elements in 26.7 us against 92.6 for the sigmoid,
+# 51,200 in 98.6 against 733.7 for softplus, but 200 sigmoids in 2.5 against 1.2
+_VECTORIZED_FROM = 1 << 10
 
 
 def _sigmoid(z, out=None):
@@ -130,13 +131,30 @@ def _sigmoid(z, out=None):
     points from N(0, 20^2)).
     """
     z = np.asarray(z)
-    if z.size < _VECTOR_SIGMOID or z.dtype.kind != "f":
+    if z.size < _VECTORIZED_FROM or z.dtype.kind != "f":
         return expit(z, out=out)
     out = np.negative(z, out=out)
     with np.errstate(over="ignore"):  # exp(-z) = inf below z = -709: g(z) = 0, as it is
         np.exp(out, out=out)
     out += 1.0
     return np.divide(1.0, out, out=out)
+
+
+def _softplus(z, out=None):
+    """``log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|))``, into ``out`` if given (which
+    may be ``z``): numpy's ``logaddexp(0, z)`` on short arrays, its formula in
+    vectorized passes on long float arrays (at most 2 units in the last place apart in
+    float64 and 3 in float32, on 5,000 points from N(0, 20^2))."""
+    z = np.asarray(z)
+    if z.size < _VECTORIZED_FROM or z.dtype.kind != "f":
+        return np.logaddexp(0, z, out=out)
+    positive = np.maximum(z, 0)  # before out, which may be z, is written
+    out = np.abs(z, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)  # in [0, 1]: never overflows
+    np.log1p(out, out=out)
+    out += positive
+    return out
 
 
 @_activations.register("linear")
@@ -393,13 +411,13 @@ class Softplus(Activation):
     needs_input = False
 
     def forward(self, z):
-        return np.logaddexp(0, z)
+        return _softplus(z)
 
     def derivative(self, z):
         return _sigmoid(z)
 
     def forward_(self, z):
-        return np.logaddexp(0, z, out=z)
+        return _softplus(z, out=z)
 
     def output_bound(self, m, slope=None):
         return m + 0.7  # log(1 + e^z) <= max(z, 0) + log 2

@@ -222,7 +222,7 @@ def test_relu_in_place_on_a_batch_keeps_nan_and_infinities(dtype, layout):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_long_arrays_take_the_vectorized_sigmoid_and_agree_with_expit(dtype, monkeypatch):
-    """From acts._VECTOR_SIGMOID elements the sigmoid is numpy's four passes, not
+    """From acts._VECTORIZED_FROM elements the sigmoid is numpy's four passes, not
     scipy's expit: the same values to a few ulps, in place, without a warning, at
     every extreme."""
     from scipy.special import expit
@@ -230,7 +230,7 @@ def test_long_arrays_take_the_vectorized_sigmoid_and_agree_with_expit(dtype, mon
     extremes = [0.0, -0.0, 1e-300, -1e-300, -745.0, -746.0, -710.0, 709.0, 800.0,
                 -800.0, -90.0, 90.0, big, -big, np.inf, -np.inf]
     rng = np.random.default_rng(0)
-    z = np.concatenate([extremes, rng.standard_normal(acts._VECTOR_SIGMOID) * 20])
+    z = np.concatenate([extremes, rng.standard_normal(acts._VECTORIZED_FROM) * 20])
     z = z.astype(dtype)[:, None]
     expected = expit(z)
     calls = []
@@ -251,5 +251,38 @@ def test_long_arrays_take_the_vectorized_sigmoid_and_agree_with_expit(dtype, mon
     for v in values:
         assert v.dtype == dtype and np.isfinite(v).all()
     assert out.min() == 0 and out.max() == 1 and ((out >= 0) & (out <= 1)).all()
-    Sigmoid().forward_(z[:acts._VECTOR_SIGMOID - 1].copy())  # short: expit's
+    Sigmoid().forward_(z[:acts._VECTORIZED_FROM - 1].copy())  # short: expit's
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_long_arrays_take_the_vectorized_softplus_and_agree_with_logaddexp(dtype,
+                                                                          monkeypatch):
+    """The same for softplus against numpy's logaddexp(0, z), NaN included."""
+    big = float(np.finfo(dtype).max)
+    extremes = [0.0, -0.0, 1e-300, -745.0, -746.0, 710.0, 800.0, -800.0, 40.0, -40.0,
+                big, -big, np.inf, -np.inf, np.nan]
+    rng = np.random.default_rng(0)
+    z = np.concatenate([extremes, rng.standard_normal(acts._VECTORIZED_FROM) * 20])
+    z = z.astype(dtype)[:, None]
+    logaddexp = np.logaddexp
+    with np.errstate(invalid="ignore"):  # logaddexp warns of its NaN
+        expected = logaddexp(0, z)
+    calls = []
+    monkeypatch.setattr(np, "logaddexp",
+                        lambda *a, **k: calls.append(a) or logaddexp(*a, **k))
+    softplus = acts.get("softplus")
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise",
+                                                divide="raise", under="ignore"):
+        warnings.simplefilter("error")
+        buf = z.copy()
+        out = softplus.forward_(buf)
+        again = softplus.forward(z)
+    assert calls == []
+    assert out is buf and out.dtype == dtype
+    np.testing.assert_array_equal(again, out)
+    np.testing.assert_allclose(out, expected, rtol=4 * np.finfo(dtype).eps, atol=0)
+    assert np.isnan(out[-1 - acts._VECTORIZED_FROM]).all()  # NaN stays NaN
+    with np.errstate(invalid="ignore"):
+        softplus.forward_(z[:acts._VECTORIZED_FROM - 1].copy())  # short: logaddexp's
     assert len(calls) == 1
