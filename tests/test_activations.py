@@ -286,3 +286,31 @@ def test_long_arrays_take_the_vectorized_softplus_and_agree_with_logaddexp(dtype
     with np.errstate(invalid="ignore"):
         softplus.forward_(z[:acts._VECTORIZED_FROM - 1].copy())  # short: logaddexp's
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_prelu_passes_equal_the_select_formulas(dtype, layout):
+    """PReLU's in-place passes (plain max, min, multiply and add, no select) give
+    exactly ``where(z < 0, slope z, z)``, its derivative and its slope gradient, in
+    either memory order and on a strided view."""
+    rng = np.random.default_rng(0)
+    z = (rng.standard_normal((40, 12)) * 3).astype(dtype)
+    z[0] = 0.0
+    z[1, :3] = [np.inf, -np.inf, np.finfo(dtype).max]
+    delta = rng.standard_normal(z.shape).astype(dtype)
+    slope = rng.uniform(-0.5, 1.5, z.shape[1]).astype(dtype)
+    if layout == "F":
+        z, delta = np.asfortranarray(z), np.asfortranarray(delta)
+    elif layout == "strided":
+        z, delta = z[::2], delta[::2]
+    act = PReLU()
+    a = act.forward_param_(z.copy(order="K"), slope)
+    np.testing.assert_array_equal(a, np.where(z < 0, z * slope, z))
+    got, slope_grad = delta.copy(order="K"), np.empty_like(slope)
+    with np.errstate(invalid="ignore"):  # inf * 0 in the reference
+        act.backward_param_(got, z, slope, slope_grad)
+        expected = np.sum(np.where(z <= 0, delta * z, 0), axis=0)
+    np.testing.assert_array_equal(got, delta * np.where(z <= 0, slope, 1))
+    np.testing.assert_allclose(slope_grad, expected, rtol=1e-6 if dtype == np.float32
+                               else 1e-14)
