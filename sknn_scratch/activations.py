@@ -370,6 +370,16 @@ class ELU(Activation):
         z = np.asarray(z)
         return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0)))
 
+    def forward_(self, z):
+        # max(z, 0) + alpha expm1(min(z, 0)), one term 0 on each side: the values of
+        # forward in plain passes (200 x 256 float64: 193 us through forward's select)
+        negative = _against_zeros(np.minimum, z, np.empty_like(z))
+        np.expm1(negative, out=negative)
+        negative *= self.alpha
+        _against_zeros(np.maximum, z, z)
+        z += negative
+        return z
+
     def output_bound(self, m, slope=None):
         return max(m, abs(float(self.alpha)))  # expm1 of z <= 0 lies in (-1, 0]
 

@@ -314,3 +314,19 @@ def test_prelu_passes_equal_the_select_formulas(dtype, layout):
     np.testing.assert_array_equal(got, delta * np.where(z <= 0, slope, 1))
     np.testing.assert_allclose(slope_grad, expected, rtol=1e-6 if dtype == np.float32
                                else 1e-14)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("alpha", [1.0, 0.5, -0.3])
+def test_elu_pass_in_place_equals_its_select_formula(alpha, layout, dtype):
+    """ELU's in-place pass (max, min, expm1, no select) gives forward's values
+    exactly, in either memory order and on a strided view."""
+    z = (np.random.default_rng(0).standard_normal((40, 12)) * 3).astype(dtype)
+    z[0, :5] = [0.0, -0.0, np.inf, -np.inf, np.finfo(dtype).max]
+    if layout == "F":
+        z = np.asfortranarray(z)
+    elif layout == "strided":
+        z = z[::2]
+    act = ELU(alpha=alpha)
+    np.testing.assert_array_equal(act.forward_(z.copy(order="K")), act.forward(z))
