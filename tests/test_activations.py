@@ -330,3 +330,17 @@ def test_elu_pass_in_place_equals_its_select_formula(alpha, layout, dtype):
         z = z[::2]
     act = ELU(alpha=alpha)
     np.testing.assert_array_equal(act.forward_(z.copy(order="K")), act.forward(z))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("slope", [0.01, 0.1, 0.3, 0.7, 1.0, 0.0])
+def test_leaky_relu_derivative_pass_is_exactly_one_or_the_slope(slope, dtype):
+    """delta times exactly 1 where a > 0 and exactly the slope elsewhere."""
+    rng = np.random.default_rng(0)
+    z = (rng.standard_normal((40, 12)) * 3).astype(dtype)
+    z[0] = 0.0
+    delta = rng.standard_normal(z.shape).astype(dtype)
+    act = LeakyReLU(negative_slope=slope)
+    a = act.forward_(z.copy())
+    got = act.backward_(delta.copy(), z, a)
+    np.testing.assert_array_equal(got, delta * np.where(z > 0, 1, dtype(slope)))
