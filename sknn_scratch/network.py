@@ -246,16 +246,10 @@ class Network:
 
     def add_l2(self, flat, grad, l2, done=0):
         """``grad += l2 * W`` over the coefficients from ``done`` on; returns
-        ``||W||^2``. Between a backward pass and the next forward pass only: its
-        scratch is a batch buffer."""
+        ``||W||^2``."""
         coefs = flat[:self.n_coefs]
-        _add_scaled(grad[done:self.n_coefs], coefs[done:], l2, self._spare())
+        _add_scaled(grad[done:self.n_coefs], coefs[done:], l2)
         return squared_norm(coefs)
-
-    def _spare(self):
-        """The largest batch buffer, whose content the backward pass no longer needs
-        (None before the first pass)."""
-        return None if self._work is None else max(self._work["Z"], key=len)
 
     def _plan(self, flat, grad, n_rows):
         """The passes over ``n_rows`` rows at ``flat``, the gradient into ``grad`` (None:
@@ -408,17 +402,12 @@ def activate_(activation, z, slope=None):
     return activation.forward_param_(z, slope)
 
 
-def _add_scaled(out, x, c, spare=None, chunk=1 << 13):
-    """``out += c * x`` in place, through ``spare`` (a free buffer of ``x``'s dtype) in
-    slices as long as it, or through a cache-sized scratch, not a weight-sized one."""
+def _add_scaled(out, x, c, chunk=1 << 13):
+    """``out += c * x`` in place, through a cache-sized scratch, not a weight-sized one."""
     if c == 0:
         return
-    if spare is not None and len(spare) >= chunk:
-        # fewer, longer slices: the large dense case's 58,496 weights through a batch
-        # buffer of 51,200 take 17.7 us against 24.0 in slices of 8,192
-        scratch, chunk = spare, len(spare)
-    else:  # allocated per call, not kept: a scratch alive all fit long raised its peak
-        scratch = np.empty(min(chunk, len(x)), x.dtype)
+    # allocated per call, not kept: a scratch alive all fit long raised its peak
+    scratch = np.empty(min(chunk, len(x)), x.dtype)
     for start in range(0, len(x), chunk):
         part = scratch[:min(chunk, len(x) - start)]
         np.multiply(x[start:start + chunk], c, out=part)

@@ -87,28 +87,6 @@ def test_a_training_pass_allocates_no_batch_sized_array():
     assert peak < layer_buffer / 2, (peak, layer_buffer)
 
 
-def test_the_l2_term_borrows_a_batch_buffer_and_changes_nothing():
-    """add_l2's scratch is the widest batch buffer, free after the backward pass: the
-    gradients, and those of the passes after it, are bitwise those of a scratch of
-    its own."""
-    rng = np.random.default_rng(0)
-    X, Y = _batch(rng)
-    params = rng.standard_normal(_network("relu").n_params) * 0.1
-    results = []
-    for borrow in (True, False):
-        net = _network("relu")
-        if not borrow:
-            net._spare = lambda: None
-        grads = [np.empty_like(params) for _ in range(3)]
-        for step, grad in enumerate(grads):
-            net.loss_grad(params * (1 + step), X, Y, None, 1e-2, grad)
-        if borrow:  # the batch buffer is long enough to be borrowed
-            assert len(net._spare()) == BATCH * HIDDEN[0] >= net.n_coefs
-        results.append(grads)
-    for borrowed, own in zip(*results):
-        np.testing.assert_array_equal(borrowed, own)
-
-
 @pytest.mark.parametrize("hidden_activation", ["relu", "gelu", "prelu"])
 @pytest.mark.parametrize("n_rows", [BATCH, BATCH - 3])
 def test_fortran_ordered_buffers_give_the_gradient_of_c_ordered_ones(hidden_activation,
