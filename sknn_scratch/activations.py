@@ -332,14 +332,10 @@ class LeakyReLU(Activation):
     def backward_(self, delta, z, a):
         if self.needs_input:
             return super().backward_(delta, z, a)
-        # delta = (delta - kept) slope + kept, kept = delta where a > 0 and 0 elsewhere:
-        # each side adds an exact 0 to slope delta or to delta (200 x 256 float64: 42 us
-        # against 51 for a factor slope + (1 - slope) [a > 0] cast from a boolean mask)
-        kept = np.multiply(delta, np.greater(a, 0).view(np.uint8))
-        delta -= kept
-        delta *= self.negative_slope
-        delta += kept
-        return delta
+        # g' = slope + (1 - slope) [a > 0], branch-free
+        factor = np.multiply(a > 0, 1 - self.negative_slope, dtype=delta.dtype)
+        factor += self.negative_slope
+        return np.multiply(delta, factor, out=delta)
 
 
 @_activations.register()
