@@ -517,7 +517,8 @@ class PReLU(LeakyReLU):
     def backward_param_(self, delta, z, slope, slope_grad):
         """``slope_grad = sum_i delta * z [z <= 0]``, then ``delta *= g'(z)``."""
         # in plain passes, no select (200 x 256 float64: 264 us through two)
-        scratch = _against_zeros(np.minimum, z, np.empty_like(z))  # z where z <= 0, else 0
+        # z where z <= 0, 0 elsewhere
+        scratch = _against_zeros(np.minimum, z, np.empty_like(z))
         scratch *= delta
         np.sum(scratch, axis=0, out=slope_grad)
         # delta = (delta - kept) slope + kept, kept = delta where z > 0 and 0 elsewhere:

@@ -221,7 +221,8 @@ def test_relu_in_place_on_a_batch_keeps_nan_and_infinities(dtype, layout):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_long_arrays_take_the_vectorized_sigmoid_and_agree_with_expit(dtype, monkeypatch):
+def test_long_arrays_take_the_vectorized_sigmoid_and_agree_with_expit(dtype,
+                                                                      monkeypatch):
     """From acts._VECTORIZED_FROM elements the sigmoid is numpy's four passes, not
     scipy's expit: the same values to a few ulps, in place, without a warning, at
     every extreme."""
@@ -234,7 +235,8 @@ def test_long_arrays_take_the_vectorized_sigmoid_and_agree_with_expit(dtype, mon
     z = z.astype(dtype)[:, None]
     expected = expit(z)
     calls = []
-    monkeypatch.setattr(acts, "expit", lambda *a, **k: calls.append(a) or expit(*a, **k))
+    monkeypatch.setattr(acts, "expit",
+                        lambda *a, **k: calls.append(a) or expit(*a, **k))
     with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise",
                                                 divide="raise", under="ignore"):
         warnings.simplefilter("error")
