@@ -115,6 +115,8 @@ class Activation(ParamsMixin):
 _activations = Registry("activation", Activation)
 get = _activations.get
 
+_SQRT_2PI = math.sqrt(2 * math.pi)  # a Python float: float32 arrays stay float32
+
 # elements from which the sigmoid and softplus are computed in numpy's vectorized passes
 # (exp, log1p) rather than by scipy's expit and numpy's logaddexp, which compute one
 # element at a time: 25,600 float64 elements in 26.7 us against 92.6 for the sigmoid,
@@ -466,8 +468,29 @@ class GELU(Activation):
 
     def derivative(self, z):
         zc = np.clip(z, -40, 40)  # z * phi(z) is 0 beyond; avoids overflow in z**2
-        # a Python float divisor: a NumPy float64 scalar would promote float32 z
-        return ndtr(z) + zc * np.exp(-0.5 * zc * zc) / float(np.sqrt(2 * np.pi))
+        return ndtr(z) + zc * np.exp(-0.5 * zc * zc) / _SQRT_2PI
+
+    def backward_(self, delta, z, a):
+        # Phi(z) = a / z, from the forward pass's a = z Phi(z): a division instead of
+        # a second ndtr, which scipy computes one element at a time (200 x 256 float64:
+        # 134 us against 1,470 for delta * derivative(z)). Phi is 0.5 where |z| is too
+        # small for a / z to keep its digits, and 1 or 0 at z = +-inf; elsewhere the
+        # two differ by a few units in the last place of Phi
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.divide(a, z)
+        g[np.abs(z) < 4 * np.finfo(g.dtype).tiny] = 0.5
+        infinite = np.isinf(z)
+        if infinite.any():
+            g[infinite] = z[infinite] > 0
+        zc = np.clip(z, -40, 40)  # as in derivative
+        density = np.multiply(zc, zc)
+        density *= -0.5
+        np.exp(density, out=density)
+        density *= zc
+        density /= _SQRT_2PI
+        g += density  # Phi(z) + z phi(z)
+        delta *= g
+        return delta
 
 
 @_activations.register(name="prelu")

@@ -346,3 +346,28 @@ def test_leaky_relu_derivative_pass_is_exactly_one_or_the_slope(slope, dtype):
     a = act.forward_(z.copy())
     got = act.backward_(delta.copy(), z, a)
     np.testing.assert_array_equal(got, delta * np.where(z > 0, 1, dtype(slope)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gelu_derivative_pass_from_a_over_z_agrees_with_the_derivative(dtype):
+    """GELU's backward pass takes Phi(z) as a / z instead of a second ndtr: the same
+    gradient to a few ulps of Phi, at 0, at tiny and infinite z, and near g' = 0."""
+    rng = np.random.default_rng(0)
+    big, tiny = float(np.finfo(dtype).max), float(np.finfo(dtype).tiny)
+    special = [0.0, -0.0, tiny, -tiny, tiny / 8, -tiny / 8, 3 * tiny, np.inf, -np.inf,
+               big, -big, -0.7518, -0.75, -37.0, -38.5, 40.0, np.nan]
+    z = np.concatenate([special, rng.standard_normal(2000) * 4]).astype(dtype)[:, None]
+    act = GELU()
+    with np.errstate(invalid="ignore"):  # -inf * Phi(-inf) = -inf * 0
+        a = act.forward(z)
+        expected = act.derivative(z)
+    delta = rng.standard_normal(z.shape).astype(dtype)
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise",
+                                                divide="raise", under="ignore"):
+        warnings.simplefilter("error")
+        got = act.backward_(delta.copy(), z.copy(), a.copy())
+    assert got.dtype == dtype
+    tol = dict(rtol=1e-12, atol=1e-15) if dtype == np.float64 else dict(rtol=1e-5,
+                                                                         atol=1e-6)
+    np.testing.assert_allclose(got, delta * expected, **tol)  # NaN where z is NaN
+    assert np.isfinite(got[:-1 - 2000]).all()
