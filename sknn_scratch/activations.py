@@ -124,6 +124,11 @@ _SQRT_2PI = math.sqrt(2 * math.pi)  # a Python float: float32 arrays stay float3
 _VECTORIZED_FROM = 1 << 10
 
 
+def _vectorized(z):
+    """Whether ``z`` is a float array long enough for the vectorized passes."""
+    return z.size >= _VECTORIZED_FROM and z.dtype.kind == "f"
+
+
 def _sigmoid(z, out=None):
     """``1 / (1 + exp(-z))``, into ``out`` if given (which may be ``z``).
 
@@ -133,7 +138,7 @@ def _sigmoid(z, out=None):
     points from N(0, 20^2)).
     """
     z = np.asarray(z)
-    if z.size < _VECTORIZED_FROM or z.dtype.kind != "f":
+    if not _vectorized(z):
         return expit(z, out=out)
     out = np.negative(z, out=out)
     with np.errstate(over="ignore"):  # exp(-z) = inf below z = -709: g(z) = 0, as it is
@@ -148,7 +153,7 @@ def _softplus(z, out=None):
     vectorized passes on long float arrays (at most 2 units in the last place apart in
     float64 and 3 in float32, on 5,000 points from N(0, 20^2))."""
     z = np.asarray(z)
-    if z.size < _VECTORIZED_FROM or z.dtype.kind != "f":
+    if not _vectorized(z):
         return np.logaddexp(0, z, out=out)
     positive = np.maximum(z, 0)  # before out, which may be z, is written
     out = np.abs(z, out=out)
@@ -373,14 +378,11 @@ class ELU(Activation):
         return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0)))
 
     def forward_(self, z):
-        # max(z, 0) + alpha expm1(min(z, 0)), one term 0 on each side: the values of
-        # forward in plain passes (200 x 256 float64: 193 us through forward's select)
-        negative = _against_zeros(np.minimum, z, np.empty_like(z))
-        np.expm1(negative, out=negative)
-        negative *= self.alpha
-        _against_zeros(np.maximum, z, z)
-        z += negative
-        return z
+        # forward's values in plain passes (200 x 256 float64: 63 us against 193
+        # through forward's select)
+        alpha = self.alpha
+        return _rectified(z, lambda neg: np.multiply(np.expm1(neg, out=neg), alpha,
+                                                     out=neg))
 
     def output_bound(self, m, slope=None):
         return max(m, abs(float(self.alpha)))  # expm1 of z <= 0 lies in (-1, 0]
@@ -467,8 +469,7 @@ class GELU(Activation):
         return m  # |z Phi(z)| <= |z|
 
     def derivative(self, z):
-        zc = np.clip(z, -40, 40)  # z * phi(z) is 0 beyond; avoids overflow in z**2
-        return ndtr(z) + zc * np.exp(-0.5 * zc * zc) / _SQRT_2PI
+        return ndtr(z) + _z_density(z)
 
     def backward_(self, delta, z, a):
         # Phi(z) = a / z, from the forward pass's a = z Phi(z): a division instead of
@@ -482,15 +483,24 @@ class GELU(Activation):
         infinite = np.isinf(z)
         if infinite.any():
             g[infinite] = z[infinite] > 0
-        zc = np.clip(z, -40, 40)  # as in derivative
-        density = np.multiply(zc, zc)
-        density *= -0.5
-        np.exp(density, out=density)
-        density *= zc
-        density /= _SQRT_2PI
-        g += density  # Phi(z) + z phi(z)
+        g += _z_density(z)
         delta *= g
         return delta
+
+
+def _z_density(z):
+    """``z phi(z)``, ``phi`` the standard normal density: GELU's derivative less
+    ``Phi(z)``, in one new array. In a fit, a 200 x 256 backward pass took 104 us with
+    it against 113 with the temporaries of ``zc * exp(-0.5 zc zc) / sqrt(2 pi)``, whose
+    values are the same."""
+    zc = np.clip(z, -40, 40)  # z phi(z) is 0 beyond; avoids overflow in z**2
+    density = np.multiply(zc, zc,
+                          out=np.empty_like(zc, dtype=np.result_type(zc, np.float32)))
+    density *= -0.5
+    np.exp(density, out=density)
+    density *= zc
+    density /= _SQRT_2PI
+    return density
 
 
 @_activations.register(name="prelu")
@@ -519,13 +529,9 @@ class PReLU(LeakyReLU):
 
     def forward_param_(self, z, slope):
         """``g(z)`` in place with per-unit slopes ``slope`` (shape ``(n_units,)``)."""
-        # max(z, 0) + slope min(z, 0), one term 0 on each side: exactly z or slope z, in
-        # plain passes (200 x 256 float64: 124 us through a select of the slopes)
-        negative = _against_zeros(np.minimum, z, np.empty_like(z))
-        negative *= slope
-        _against_zeros(np.maximum, z, z)
-        z += negative
-        return z
+        # exactly z or slope z, in plain passes (200 x 256 float64: 32 us against 124
+        # through a select of the slopes)
+        return _rectified(z, lambda neg: np.multiply(neg, slope, out=neg))
 
     def output_bound(self, m, slope=None):
         if slope is None:
@@ -646,6 +652,17 @@ def _against_zeros(ufunc, z, out):
         part = flat[start:start + _ZEROS]
         ufunc(part, zeros[:part.size], out=dst[start:start + _ZEROS])
     return out
+
+
+def _rectified(z, negative_part):
+    """``z`` overwritten with ``max(z, 0) + negative_part(min(z, 0))``, where
+    ``negative_part`` works in place on its argument and keeps 0 at 0: one term is 0 on
+    each side, so this is exactly ``z`` where ``z > 0`` and ``negative_part(z)``
+    elsewhere, in plain passes instead of a select."""
+    negative = negative_part(_against_zeros(np.minimum, z, np.empty_like(z)))
+    _against_zeros(np.maximum, z, z)
+    z += negative
+    return z
 
 
 @functools.cache
