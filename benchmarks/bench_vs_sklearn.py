@@ -350,6 +350,9 @@ def format_row(case, res):
     ])
 
 
+BLAS_ENV_PREFIXES = ("OPENBLAS_", "GOTO_", "OMP_", "MKL_", "BLIS_", "VECLIB_")
+
+
 def machine_facts():
     """Lines describing the software and hardware the numbers come from."""
     lines = [
@@ -359,6 +362,12 @@ def machine_facts():
         + (f", usable cpus {len(os.sched_getaffinity(0))}"
            if hasattr(os, "sched_getaffinity") else ""),
     ]
+    # variables that choose BLAS kernels or thread counts: a `blas:` line below shows
+    # the kernels in use, not whether the environment forced them
+    steering = sorted(f"{k}={v}" for k, v in os.environ.items()
+                      if k.startswith(BLAS_ENV_PREFIXES))
+    lines.append("env: " + (", ".join(steering) if steering else "no BLAS or thread "
+                            "variables set"))
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
