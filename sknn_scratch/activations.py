@@ -15,7 +15,7 @@ activations can be grid-searched like estimators::
 
 The training loop uses the in-place fast paths ``forward_`` and ``backward_``; the
 built-ins override them, a user-defined activation gets them from ``forward`` and
-``derivative``. Every built-in is finite for every finite input and raises no
+``derivative``, and so does a subclass of a built-in that redefines either. Every built-in is finite for every finite input and raises no
 floating-point warning, even at +-1e308.
 """
 
@@ -65,13 +65,30 @@ class Activation(ParamsMixin):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        # what a parent says of its function or derivative: not of a subclass that
-        # redefines them, unless it says so too
-        if "mask_derivative" not in cls.__dict__ and (
-                "derivative" in cls.__dict__ or "backward_" in cls.__dict__):
+        own = cls.__dict__
+        # what a parent says of its function or derivative, and the fast paths it
+        # computes them by: not of a subclass that redefines them, unless it says so too
+        redefined = [name for name in ("forward", "derivative") if name in own]
+        if redefined:
+            if cls.learnable and not all(name in own for name in _PARAM_PATHS):
+                raise TypeError(
+                    f"{cls.__name__} redefines {' and '.join(redefined)} of the "
+                    f"learnable {cls.__mro__[1].__name__}, whose training uses "
+                    f"{', '.join(_PARAM_PATHS)}: define those too.")
+            # the generic paths compute from forward and derivative (backward_ from z)
+            resets = {"backward_": Activation.backward_, "needs_input": True}
+            if "forward" in own:
+                resets.update(forward_=Activation.forward_, inverse=Activation.inverse)
+            if "derivative" in own:
+                resets["max_derivative"] = Activation.max_derivative
+            for name, value in resets.items():
+                if name not in own:
+                    setattr(cls, name, value)
+        if "mask_derivative" not in own and (
+                redefined or "backward_" in own or "forward_" in own):
             cls.mask_derivative = False
-        if "output_bound" not in cls.__dict__ and any(
-                name in cls.__dict__ for name in ("forward", "forward_", "forward_param_")):
+        if "output_bound" not in own and any(
+                name in own for name in ("forward", "forward_", "forward_param_")):
             cls.output_bound = Activation.output_bound
         if "name" not in cls.__dict__:  # the registry may set another name after this
             cls.name = snake_case(cls.__name__)
@@ -111,6 +128,9 @@ class Activation(ParamsMixin):
         delta *= self.derivative(z)
         return delta
 
+
+# what a learnable activation's training uses instead of forward_ and backward_
+_PARAM_PATHS = ("forward_param_", "derivative_param", "backward_param_")
 
 _activations = Registry("activation", Activation)
 get = _activations.get

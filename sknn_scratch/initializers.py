@@ -18,8 +18,8 @@ from ._params import ParamsMixin, Registry
 
 __all__ = [
     "Initializer", "Zeros", "RandomNormal", "RandomUniform", "VarianceScaling",
-    "GlorotUniform", "glorot_uniform", "GlorotNormal", "HeUniform", "HeNormal", "LeCunNormal",
-    "LeCunUniform", "lecun_uniform", "get",
+    "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LeCunNormal",
+    "LeCunUniform", "get",
 ]
 
 

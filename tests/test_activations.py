@@ -371,3 +371,84 @@ def test_gelu_derivative_pass_from_a_over_z_agrees_with_the_derivative(dtype):
                                                                          atol=1e-6)
     np.testing.assert_allclose(got, delta * expected, **tol)  # NaN where z is NaN
     assert np.isfinite(got[:-1 - 2000]).all()
+
+
+# ------------------------------------------------- subclasses of built-in activations
+class _TwoSigmoid(Sigmoid):
+    """Redefines the function and its derivative."""
+
+    def forward(self, z):
+        return 2.0 * super().forward(z)
+
+    def derivative(self, z):
+        return 2.0 * super().derivative(z)
+
+
+class _ShiftedReLU(ReLU):
+    """Redefines the function only: the inherited derivative still holds."""
+
+    def forward(self, z):
+        return np.maximum(z, 0) + 1.0
+
+
+class _HalfTanh(acts.Tanh):
+    def forward(self, z):
+        return 0.5 * np.tanh(z)
+
+    def derivative(self, z):
+        return 0.5 * (1.0 - np.tanh(z) ** 2)
+
+
+SUBCLASSES = [_TwoSigmoid(), _ShiftedReLU(), _HalfTanh()]
+
+
+@pytest.mark.parametrize("act", SUBCLASSES, ids=lambda a: type(a).__name__)
+def test_a_subclass_that_redefines_forward_or_derivative_gets_passes_from_them(act):
+    z = _points(np.float64)
+    np.testing.assert_array_equal(act.forward_(z.copy()), act.forward(z))
+    delta = np.random.RandomState(1).standard_normal(z.shape)
+    out = act.backward_(delta.copy(), z.copy(), act.forward(z))
+    np.testing.assert_array_equal(out, delta * act.derivative(z))
+    assert act.needs_input and not act.mask_derivative
+    assert act.output_bound(3.0) is None  # the parent's bound is of another function
+    assert check_derivative(act) < 1e-7
+
+
+@pytest.mark.parametrize("act", SUBCLASSES, ids=lambda a: type(a).__name__)
+def test_a_network_of_a_subclass_computes_the_subclass_function(act):
+    from sklearn.datasets import load_iris
+
+    from sknn_scratch import MLPScratchClassifier
+    from sknn_scratch.diagnostics import layer_outputs
+
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged in 3 epochs
+        est = MLPScratchClassifier((5,), activation=act, max_iter=3,
+                                   random_state=0).fit(X, y)
+    hidden = act.forward(X @ est.coefs_[0] + est.intercepts_[0])
+    np.testing.assert_allclose(layer_outputs(est, X)[0], hidden, rtol=1e-12)
+    z = hidden @ est.coefs_[1] + est.intercepts_[1]
+    np.testing.assert_allclose(est.predict_proba(X), Softmax().forward(z), rtol=1e-10)
+
+
+def test_a_subclass_keeps_what_it_says_of_itself():
+    class Fast(_TwoSigmoid):  # says how to compute its function in place, too
+        def forward_(self, z):
+            z[...] = self.forward(z)
+            return z
+
+    class Masked(ReLU):  # the same function and derivative: nothing reset
+        pass
+
+    assert Fast.forward_ is not Activation.forward_
+    assert Masked.mask_derivative and not Masked().needs_input
+    assert Masked.backward_ is ReLU.backward_ and Masked.inverse is ReLU.inverse
+
+
+def test_a_subclass_of_a_learnable_activation_must_redefine_its_training_passes():
+    with pytest.raises(TypeError, match="forward_param_"):
+        class Shifted(PReLU):  # noqa: F841 - defining it is what raises
+            def forward(self, z):
+                return super().forward(z) + 1.0

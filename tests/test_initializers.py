@@ -1,5 +1,6 @@
 """The weight initializers (SPEC 4.5) and how the estimators use them."""
 
+import importlib
 import pickle
 import warnings
 
@@ -200,3 +201,14 @@ def test_presets_are_variance_scaling():
                 LeCunUniform):
         assert isinstance(cls(), VarianceScaling)
     assert isinstance(Zeros(), Initializer)
+
+
+@pytest.mark.parametrize("module", ["activations", "initializers", "diagnostics",
+                                    "plotting"])
+def test_every_public_name_of_a_module_exists(module):
+    mod = importlib.import_module(f"sknn_scratch.{module}")
+    missing = [name for name in mod.__all__ if not hasattr(mod, name)]
+    assert not missing
+    namespace = {}
+    exec(f"from sknn_scratch.{module} import *", namespace)  # the star import works
+    assert set(mod.__all__) <= set(namespace)
