@@ -118,22 +118,34 @@ class BaseMLPScratch(BaseEstimator):
                     X, y, sample_weight, incremental, first_pass, classes)
             if first_pass:
                 config = self._resolve_configuration(X, Y, sw)
+                network = config[0]
             else:
                 config = None
                 self._check_continuation(X, Y)
-            self._check_targets(Y, self._network.activations[-1] if config is None
-                                else config[0].activations[-1])
+                network = self._continued_network(Y)
+            self._check_targets(Y, network.activations[-1])
             if config is None:
                 self._sync_params()
+                if not np.isfinite(self._params).all():
+                    raise ValueError(
+                        "coefs_ / intercepts_ hold non-finite values (NaN or inf): "
+                        "training cannot continue from them. Assign finite weights, "
+                        "or fit with warm_start=False to start over.")
+                self._adopt_network(network)
+                self._continue_stopping_records()
+            if config is not None:
+                self._initialize(*config, X, Y, sw)
+            self._random_state = check_random_state(self.random_state)
+            # the rows to train on and to validate on (after the initial weights: the
+            # same random_state draws both)
+            data = (self._stochastic_data(X, Y, sw, y_orig)
+                    if self.solver != "lbfgs" else None)
         except Exception:
             # validation of a refit may already have reset n_features_in_ / classes_:
             # undo that, so a bad call leaves a fitted model exactly as it was
             self.__dict__.clear()
             self.__dict__.update(saved)
             raise
-        if config is not None:
-            self._initialize(*config, X, Y, sw)
-        self._random_state = check_random_state(self.random_state)
         try:
             # overflow while diverging is detected after each epoch and reported as a
             # ConvergenceWarning or ValueError naming the cause, not as numpy noise
@@ -141,9 +153,14 @@ class BaseMLPScratch(BaseEstimator):
                 if self.solver == "lbfgs":
                     self._fit_lbfgs(X, Y, sw)
                 else:
-                    self._fit_stochastic(X, Y, sw, y_orig, incremental)
+                    self._fit_stochastic(*data, incremental)
+        except Exception:
+            if first_pass:  # a fit that fails leaves the model it replaced (or none)
+                self.__dict__.clear()
+                self.__dict__.update(saved)
+            raise
         finally:
-            self._network.release()
+            network.release()
         return self
 
     # ---------------------------------------------------------------- configuration
@@ -196,6 +213,57 @@ class BaseMLPScratch(BaseEstimator):
         inits = self._resolve_inits(network.activations)
         return network, inits
 
+    def _continued_network(self, Y):
+        """The fitted network, with the activations and loss the parameters give now:
+        a warm-started ``fit`` or ``partial_fit`` continues from the fitted weights with
+        a changed ``activation`` or ``output_activation`` (as scikit-learn's does) but
+        not with other layer sizes or learned slopes, which have no weights yet."""
+        net = self._network
+        sizes = self._hidden_sizes()
+        if sizes != net.layer_units[1:-1]:
+            raise ValueError(
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} differs from the fitted "
+                f"network's hidden layers {tuple(net.layer_units[1:-1])}: warm_start and "
+                "partial_fit continue from the fitted weights. Fit with "
+                "warm_start=False to train a new network.")
+        hidden = self._resolve_hidden_activations(len(sizes))
+        if [a.learnable for a in hidden] != [a.learnable for a in net.activations[:-1]]:
+            raise ValueError(
+                f"activation={self.activation!r} adds or removes learned slopes (PReLU) "
+                f"of the fitted network's {net.activations[:-1]!r}: warm_start and "
+                "partial_fit continue from the fitted parameters. Fit with "
+                "warm_start=False to train a new network.")
+        if (_is_auto(self.output_activation)
+                and getattr(self, "loss", net.loss.name) == net.loss.name):
+            out_act, loss = net.activations[-1], net.loss  # as resolved at the first fit
+        else:
+            out_act, loss = self._output_activation_and_loss(Y)
+        if hidden + [out_act] == net.activations and type(loss) is type(net.loss):
+            return net
+        return Network(net.layer_units, hidden + [out_act], loss, net.dtype)
+
+    def _adopt_network(self, network):
+        """Train and predict with ``network``, whose parameters are laid out as now."""
+        self._network = network
+        self.out_activation_ = ("logistic" if network.activations[-1].name == "sigmoid"
+                                else network.activations[-1].name)
+        self.activations_ = network.activations[:-1]
+
+    def _continue_stopping_records(self):
+        """The records of the stopping rule ``early_stopping`` now asks for, where an
+        earlier fit kept the other rule's."""
+        if self.early_stopping == (self.validation_scores_ is not None):
+            return
+        if self.early_stopping:
+            self.validation_scores_, self.validation_loss_curve_ = [], []
+            self.best_validation_score_, self.best_loss_ = -np.inf, None
+        else:
+            self.validation_scores_ = self.validation_loss_curve_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = min([x for x in self.loss_curve_ if math.isfinite(x)],
+                                  default=np.inf)
+        self._no_improvement_count = 0
+
     def _initialize(self, network, inits, X, Y, sw):
         """Draw the initial weights and reset every fitted attribute of training."""
         rng = check_random_state(self.random_state)
@@ -214,14 +282,11 @@ class BaseMLPScratch(BaseEstimator):
         intercepts[-1][:] = _output_bias(network.activations[-1], Y, sw)
         slopes = [np.full(fo, act.negative_slope) if act.learnable else None
                   for act, fo in zip(network.activations[:-1], units[1:-1])]
-        self._network = network
+        self._adopt_network(network)
         self._params = network.pack(coefs, intercepts, slopes)
         self._set_views()
         self.n_layers_ = len(units)
         self.n_outputs_ = units[-1]
-        self.out_activation_ = ("logistic" if network.activations[-1].name == "sigmoid"
-                                else network.activations[-1].name)
-        self.activations_ = network.activations[:-1]
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_ = []
@@ -283,9 +348,9 @@ class BaseMLPScratch(BaseEstimator):
         return Adam(net.n_params, net.dtype, self.learning_rate_init, self.beta_1,
                     self.beta_2, self.epsilon)
 
-    def _fit_stochastic(self, X, Y, sw, y_orig, incremental):
-        if not incremental or self._optimizer is None:
-            self._optimizer = self._make_optimizer()
+    def _stochastic_data(self, X, Y, sw, y_orig):
+        """``(gather, val)``: the training rows in mini-batches, and the validation
+        split (None without early stopping)."""
         if self.early_stopping:
             X, Y, sw, val = self._validation_split(X, Y, sw, y_orig)
         else:
@@ -296,44 +361,62 @@ class BaseMLPScratch(BaseEstimator):
             warnings.warn("Got `batch_size` larger than the sample size. "
                           "It is going to be clipped.")
             batch_size = n
-        gather = _BatchGatherer(X, Y, sw, batch_size)
+        return _BatchGatherer(X, Y, sw, batch_size), val
+
+    def _fit_stochastic(self, gather, val, incremental):
+        if not incremental or self._optimizer is None:
+            self._optimizer = self._make_optimizer()
+        X, Y, n, batch_size = gather.X, gather.Y, gather.X.shape[0], gather.batch_size
         team = self._process_team(gather)
         self.n_iter_ = 0
         diverged = False
-        with team if team is not None else contextlib.nullcontext():
-            # copies made once a team has moved the optimizer's moments to shared
-            # memory, not while they were in both places: a lower peak
-            # only early stopping goes back to the best epoch: no copy otherwise
-            self._best_params = self._params.copy() if val is not None else None
-            # partial_fit carries the latest weights of finite loss over to its next call
-            kept = getattr(self, "_kept_finite", None) if incremental else None
-            self._last_finite = self._params.copy() if kept is None else kept
-            # a team trains a shared copy of the weights: the epoch's start stays here
-            self._epoch_start = self._params.copy() if team is None else None
-            grad = np.empty_like(self._params) if team is None else None  # team's own
-            for _ in range(self.max_iter):
-                if team is None:
-                    np.copyto(self._epoch_start, self._params)
-                self.loss_ = self._run_epoch(gather, grad, team)
-                self.n_iter_ += 1
-                self.t_ += n
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                diverged = self._diverged(val)
-                if diverged or self._no_improvement(val) or incremental:
-                    break
-            else:
-                warnings.warn(
-                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
-                    "and the optimization hasn't converged yet.", ConvergenceWarning)
-            finite_at_end = (diverged or incremental or self.early_stopping
-                             or self._finite_at_end(X, Y, batch_size, team))
+        # only early stopping goes back to the best epoch: no copy otherwise
+        self._best_params = self._last_finite = self._epoch_start = grad = None
+        try:
+            with team if team is not None else contextlib.nullcontext():
+                # copies made once a team has moved the optimizer's moments to shared
+                # memory, not while they were in both places: a lower peak
+                if val is not None:
+                    self._best_params = self._params.copy()
+                # partial_fit carries the latest weights of finite loss to its next call
+                kept = getattr(self, "_kept_finite", None) if incremental else None
+                self._last_finite = self._params.copy() if kept is None else kept
+                # a team trains a shared copy of the weights: the epoch's start stays
+                self._epoch_start = self._params.copy() if team is None else None
+                grad = np.empty_like(self._params) if team is None else None
+                for _ in range(self.max_iter):
+                    if team is None:
+                        np.copyto(self._epoch_start, self._params)
+                    self.loss_ = self._run_epoch(gather, grad, team)
+                    self.n_iter_ += 1
+                    self.t_ += n
+                    self.loss_curve_.append(self.loss_)
+                    if self.verbose:
+                        print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                    diverged = self._diverged(val)
+                    if diverged and val is None and math.isfinite(self.loss_):
+                        self.best_loss_ = min(self.best_loss_, self.loss_)
+                    if diverged or self._no_improvement(val) or incremental:
+                        break
+                else:
+                    warnings.warn(
+                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                        "reached and the optimization hasn't converged yet.",
+                        ConvergenceWarning)
+                finite_at_end = (diverged or incremental or self.early_stopping
+                                 or self._finite_at_end(X, Y, batch_size, team))
+        except KeyboardInterrupt:
+            # as scikit-learn: the model trained so far, checked below (a team has
+            # stopped its processes on the way out, and its epoch's end is not fetched)
+            warnings.warn("Training interrupted by user.")
+            if self._last_finite is None:  # before the first epoch: nothing changed
+                self._last_finite = self._params.copy()
+            finite_at_end = diverged or self._finite_at_end(X, Y, batch_size)
         del gather, grad, team
         if not finite_at_end:
             self._restore_last_finite(val)
         self._network.release()  # the batch buffers
-        if self.early_stopping:
+        if self._best_params is not None:
             self._params[...] = self._best_params
         self._kept_finite = self._last_finite if incremental else None
         del self._best_params, self._last_finite, self._epoch_start
@@ -362,13 +445,16 @@ class BaseMLPScratch(BaseEstimator):
             team.fetch_params()
             return loss
         order = self._random_state.permutation(n) if shuffled else None
-        total = 0.0
+        total, rows = 0.0, 0
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             Xb, Yb, swb = gather(order, start, stop)
+            if swb is not None and not swb.sum() > 0:
+                continue  # rows of weight 0 have no objective: no step, no loss term
             total += net.loss_grad(params, Xb, Yb, swb, self.alpha, grad) * (stop - start)
+            rows += stop - start
             opt.step(params, grad)
-        return total / n
+        return total / rows
 
     def _diverged(self, val):
         """Stop on a non-finite loss or weights; keep the latest weights of finite loss."""
@@ -414,6 +500,8 @@ class BaseMLPScratch(BaseEstimator):
         if val is not None:
             self._record_validation(*val)
             score = self.validation_scores_[-1]
+            if self.verbose:
+                print(f"Validation score: {score:f}")
             improved = score >= self.best_validation_score_ + self.tol
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
@@ -435,11 +523,15 @@ class BaseMLPScratch(BaseEstimator):
 
     def _record_validation(self, X_val, Y_val, sw_val, y_val):
         out = self._network.predict(X_val, self.coefs_, self.intercepts_, self._slopes)
+        if not np.isfinite(out).all():  # finite weights, outputs beyond the float range
+            self.validation_loss_curve_.append(np.inf)
+            self.validation_scores_.append(-np.inf)
+            return
         data = self._network.loss.value(Y_val, out, sw_val)
         self.validation_loss_curve_.append(
             data / (X_val.shape[0] if sw_val is None else float(sw_val.sum())))
-        self.validation_scores_.append(
-            self._score_output(out, y_val, sw_val))
+        score = self._score_output(out, y_val, sw_val)
+        self.validation_scores_.append(score if math.isfinite(score) else -np.inf)
 
     def _validation_split(self, X, Y, sw, y_orig):
         n = X.shape[0]
@@ -461,6 +553,12 @@ class BaseMLPScratch(BaseEstimator):
             ) from exc
         train, test = parts[0::2], parts[1::2]
         sw_train, sw_val = (train[3], test[3]) if sw is not None else (None, None)
+        for part, weights in (("training", sw_train), ("validation", sw_val)):
+            if weights is not None and not weights.sum() > 0:
+                raise ValueError(
+                    f"early_stopping=True: the sample weights (sample_weight times "
+                    f"class weights) of the {part} split sum to zero. Give more rows a "
+                    "positive weight, or use early_stopping=False.")
         return train[0], train[1], sw_train, (test[0], test[1], sw_val, test[2])
 
     def _fit_lbfgs(self, X, Y, sw):
@@ -610,6 +708,10 @@ def _take_rows(A, idx, out):
     # the indices come from a permutation: mode="clip" skips the bounds check, whose
     # default mode="raise" also buffers the output through a temporary
     return np.take(A, idx, axis=0, out=out, mode="clip")
+
+
+def _is_auto(spec):
+    return isinstance(spec, str) and spec == "auto"
 
 
 def _resolve(param, getter, spec):

@@ -290,7 +290,8 @@ class ProcessTeam:
         l2 = bool(alpha and n_coefs)
         update, advance = opt.update, opt.advance
         pending = []  # process 0: (sw_sum, m) of the batches it has not added up yet
-        for batch, start in enumerate(range(0, n, batch_size)):
+        batch, rows = -1, 0  # the latest batch trained on, the rows of those trained on
+        for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             m = stop - start
             if sw is None:
@@ -298,6 +299,9 @@ class ProcessTeam:
             else:  # the whole batch's weights, summed as in one process
                 sw_sum = float((sw[start:stop] if order is None
                                 else sw[order[start:stop]]).sum())
+                if not sw_sum > 0:
+                    continue  # no objective, no step: every process skips it alike
+            batch, rows = batch + 1, rows + m
             first, last = start + m * rank // k, start + m * (rank + 1) // k
             slot = (batch % _RING * k + rank) * 2
             if last > first:
@@ -320,12 +324,14 @@ class ProcessTeam:
             self._meet(rank)
             if rank == 0:
                 pending.append((sw_sum, m))
-                if len(pending) == _RING // 2 or stop == n:
+                if len(pending) == _RING // 2:
                     total = self._add_terms(total, batch, pending)
+        if pending:
+            total = self._add_terms(total, batch, pending)
         if rank and tracemalloc.is_tracing():  # for memory benchmarks
             self.values[rank, 0] = (tracemalloc.get_traced_memory()[1]
                                     - self._traced_at_fork)
-        return total / n
+        return total / rows
 
     def _add_terms(self, total, batch, pending):
         """``total`` plus the objective of the batches in ``pending`` (weight sums and

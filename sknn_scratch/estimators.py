@@ -12,7 +12,9 @@ from sklearn.utils.multiclass import (check_classification_targets, type_of_targ
 from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
 
 from . import activations as _act
-from ._base import BaseMLPScratch, _resolve
+from ._base import (
+    BaseMLPScratch, _builtin, _check_custom_derivative, _is_auto, _resolve,
+)
 from .losses import LOSSES
 
 _ENCODE_ROWS = 1 << 12  # labels encoded at a time
@@ -335,6 +337,8 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
             if act.output_only:
                 raise ValueError(f"output_activation={spec!r} is for classification; "
                                  "use MLPScratchClassifier.")
+            if not _builtin(act):
+                _check_custom_derivative(act)
         return act, LOSSES[self.loss]()
 
     def _check_continuation(self, X, Y):
@@ -365,10 +369,6 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
 
 MLPScratchClassifier.__doc__ = MLPScratchClassifier.__doc__.format(common=_COMMON_DOC)
 MLPScratchRegressor.__doc__ = MLPScratchRegressor.__doc__.format(common=_COMMON_DOC)
-
-
-def _is_auto(spec):
-    return isinstance(spec, str) and spec == "auto"
 
 
 def _sample_weights(sample_weight, X):

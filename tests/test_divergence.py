@@ -259,3 +259,29 @@ def test_partial_fit_recovers_the_latest_finite_weights_of_earlier_calls():
     assert not np.isfinite(est.loss_curve_[-1])
     np.testing.assert_array_equal(est._params, seen[4])  # the 5th call's start: finite
     assert np.isfinite(est.predict(Xs)).all()
+
+
+def test_validation_outputs_beyond_the_float_range_score_minus_infinity():
+    """Weights still finite, validation predictions overflowing: the epoch scores -inf
+    and early stopping goes back to its best epoch, which predicts finite values."""
+    rng = np.random.RandomState(0)
+    X2 = rng.randn(50, 2)
+    y2 = 5 * X2[:, 0]
+    est = MLPScratchRegressor(solver="sgd", learning_rate_init=30.0, early_stopping=True,
+                              hidden_layer_sizes=(5,), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X2, y2)
+    assert -np.inf in est.validation_scores_
+    assert np.isinf(est.validation_loss_curve_[est.validation_scores_.index(-np.inf)])
+    assert est.best_validation_score_ == max(est.validation_scores_) > -np.inf
+    assert np.isfinite(est.predict(X2)).all()
+
+
+def test_best_loss_counts_the_finite_epoch_after_which_training_diverged():
+    est = MLPScratchClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="diverged at epoch 1"):
+        est.fit(X * 1e305, Y_CLS)
+    assert len(est.loss_curve_) == 1 and np.isfinite(est.loss_curve_[0])
+    assert est.best_loss_ == est.loss_ == est.loss_curve_[0]

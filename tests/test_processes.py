@@ -451,8 +451,8 @@ def test_a_fit_returns_once_its_processes_have_left_and_a_thread_reaps_them(
 def test_a_failure_in_a_forked_process_is_raised_here(
         hook, message, n_jobs, forks, blas_two, no_kill, monkeypatch):
     assert issubclass(TeamFailure, RuntimeError)
+    est = _warm_started(n_jobs)
     _hook_data_grad(monkeypatch, hook)
-    est = _clf(n_jobs=n_jobs)
     with pytest.raises(TeamFailure, match=message):
         est.fit(X, Y_CLS)
     assert len(forks) == n_jobs - 1
@@ -500,8 +500,8 @@ def test_a_failure_here_stops_the_forked_processes(
             if len(calls) == 9:
                 raise FloatingPointError("parent boom")
 
+    est = _warm_started(n_jobs)
     _hook_data_grad(monkeypatch, parent_fails)
-    est = _clf(n_jobs=n_jobs)
     with pytest.raises(FloatingPointError, match="parent boom"):
         est.fit(X, Y_CLS)
     assert len(forks) == n_jobs - 1
@@ -519,14 +519,31 @@ def test_a_fork_that_fails_leaves_nothing_behind(forks, blas_two, no_kill, monke
             raise BlockingIOError("no more processes")
         return fork()
 
+    est = _warm_started(3)
     monkeypatch.setattr(os, "fork", second_fails)
-    est = _clf(n_jobs=3)
     with pytest.raises(BlockingIOError, match="no more processes"):
         est.fit(X, Y_CLS)
     assert len(forks) == 1
     _assert_reaped(forks)
     assert _blas_threads() == blas_two
     _assert_private(est)
+
+
+def test_a_first_fit_that_fails_in_a_team_leaves_no_model(forks, no_kill, monkeypatch):
+    _hook_data_grad(monkeypatch, _child_raises)
+    est = _clf(n_jobs=2)
+    with pytest.raises(TeamFailure):
+        est.fit(X, Y_CLS)
+    _assert_reaped(forks)
+    assert not hasattr(est, "coefs_") and not hasattr(est, "_params")
+    assert est.get_params() == _clf(n_jobs=2).get_params()
+
+
+def _warm_started(n_jobs):
+    """A model fitted in one process, whose next fit continues in a team of ``n_jobs``:
+    a failure there leaves the model it trained on (the arrays checked private)."""
+    est = _clf(n_jobs=1, warm_start=True).fit(X, Y_CLS)
+    return est.set_params(n_jobs=n_jobs)
 
 
 # ---------------------------------------------------------- no team, and n_jobs itself

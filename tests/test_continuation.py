@@ -1,0 +1,212 @@
+"""What a model keeps across calls (SPEC 4.1, 6): warm starts and partial_fit continue
+from the fitted weights with the parameters as they are now, a fit that fails leaves the
+model it would have replaced, and rows of weight 0 never stop a fit."""
+
+import pickle
+import re
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
+from sknn_scratch import _base
+from sknn_scratch.activations import Activation
+
+RNG = np.random.RandomState(0)
+X = RNG.randn(40, 3)
+Y_CLS = (X[:, 0] > 0).astype(int)
+Y_REG = X @ np.array([1.0, -2.0, 0.5])
+SMALL = dict(hidden_layer_sizes=(5,), max_iter=4, random_state=0)
+
+
+def _quiet(call, *args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return call(*args, **kw)
+
+
+def _snapshot(est):
+    """Everything a fit has set on a model, as bytes (its parameters left out)."""
+    params = est.get_params(deep=False)
+    state = {k: v for k, v in est.__getstate__().items()
+             if not k.startswith("_") and k not in params}
+    state["_optimizer"] = est.__dict__.get("_optimizer")
+    return pickle.dumps(state)
+
+
+# ------------------------------------------------------------ warm starts honour params
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_a_continued_fit_trains_with_the_activation_it_is_given(method):
+    est = _quiet(MLPScratchRegressor(warm_start=True, **SMALL).fit, X, Y_REG)
+    coefs = [c.copy() for c in est.coefs_]
+    est.set_params(activation="tanh")
+    _quiet(getattr(est, method), X, Y_REG)
+    assert [a.name for a in est.activations_] == ["tanh"]
+    assert est._network.activations[0].name == "tanh"
+    hidden = np.tanh(X @ est.coefs_[0] + est.intercepts_[0])
+    out = hidden @ est.coefs_[1] + est.intercepts_[1]
+    assert est.out_activation_ == "identity"  # Y_REG has negative values
+    np.testing.assert_allclose(est.predict(X), out.ravel(), rtol=1e-12)
+    assert not np.array_equal(coefs[0], est.coefs_[0])  # trained on from the old ones
+
+
+def test_a_continued_fit_keeps_the_output_activation_auto_resolved_at_first():
+    y = np.abs(Y_REG)  # a ReLU output: later negative targets do not change it silently
+    est = _quiet(MLPScratchRegressor(warm_start=True, **SMALL).fit, X, y)
+    before = _snapshot(est)
+    with pytest.raises(ValueError, match="negative values"):
+        est.fit(X, -y)
+    assert _snapshot(est) == before
+    est.set_params(output_activation="identity")
+    _quiet(est.fit, X, -y)
+    assert est.out_activation_ == "identity"
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(activation="swoosh"), "Invalid activation='swoosh'"),
+    (dict(hidden_layer_sizes=(6,)), re.escape("hidden_layer_sizes=(6,) differs from "
+                                              "the fitted network's hidden layers (5,)")),
+    (dict(hidden_layer_sizes=(5, 5)), "hidden_layer_sizes"),
+    (dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes must be positive"),
+    (dict(activation="prelu"), "adds or removes learned slopes"),
+    (dict(output_activation="relu"), "output_activation='relu' does not suit"),
+])
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_a_continued_fit_refuses_what_the_fitted_weights_cannot_take(change, match,
+                                                                       method):
+    est = _quiet(MLPScratchClassifier(warm_start=True, **SMALL).fit, X, Y_CLS)
+    before = _snapshot(est)
+    est.set_params(**change)
+    with pytest.raises(ValueError, match=match):
+        getattr(est, method)(X, Y_CLS)
+    assert _snapshot(est) == before
+
+
+def test_a_custom_output_activation_is_checked_like_a_hidden_one():
+    class WrongTanh(Activation):
+        def forward(self, z):
+            return np.tanh(z)
+
+        def derivative(self, z):
+            return np.ones_like(z)
+
+    with pytest.raises(ValueError, match="derivative of WrongTanh"):
+        MLPScratchRegressor(output_activation=WrongTanh(), **SMALL).fit(X, Y_REG)
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["turned on", "turned off"])
+def test_early_stopping_turned_on_or_off_between_warm_starts(first):
+    est = _quiet(MLPScratchRegressor(warm_start=True, early_stopping=first,
+                                     **SMALL).fit, X, Y_REG)
+    n_epochs = len(est.loss_curve_)
+    est.set_params(early_stopping=not first)
+    _quiet(est.fit, X, Y_REG)
+    assert len(est.loss_curve_) == n_epochs + est.n_iter_
+    if first:  # now off: scikit-learn's records without early stopping
+        assert est.validation_scores_ is None and est.best_validation_score_ is None
+        assert est.best_loss_ == min(est.loss_curve_)
+    else:
+        assert len(est.validation_scores_) == est.n_iter_
+        assert est.best_validation_score_ == max(est.validation_scores_)
+        assert est.best_loss_ is None
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_loaded_non_finite_weights_are_refused_before_training(method):
+    est = _quiet(MLPScratchRegressor(warm_start=True, **SMALL).fit, X, Y_REG)
+    est.coefs_ = [np.full_like(est.coefs_[0], np.nan), est.coefs_[1]]
+    with pytest.raises(ValueError, match="non-finite values"):
+        getattr(est, method)(X, Y_REG)
+
+
+# ------------------------------------------------------- a failed fit replaces nothing
+def test_a_refit_that_never_has_a_finite_epoch_leaves_the_earlier_model():
+    est = _quiet(MLPScratchRegressor(**SMALL).fit, X, Y_REG)
+    before, pred = _snapshot(est), est.predict(X)
+    with pytest.raises(ValueError, match="Solver produced non-finite"):
+        est.fit(X * 1e305, Y_REG)
+    assert _snapshot(est) == before
+    np.testing.assert_array_equal(est.predict(X), pred)
+
+
+def test_a_first_fit_that_fails_leaves_the_estimator_unfitted():
+    est = MLPScratchRegressor(**SMALL)
+    with pytest.raises(ValueError, match="Solver produced non-finite"):
+        est.fit(X * 1e305, Y_REG)
+    assert not hasattr(est, "coefs_") and not hasattr(est, "n_features_in_")
+    _quiet(est.fit, X, Y_REG)  # and fits as new
+
+
+# ---------------------------------------------------------------- rows of weight 0
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_batches_whose_weights_sum_to_zero_are_skipped(n_jobs):
+    """They have no objective (0 / 0): no step and no loss term, so the fit is that of
+    the weighted rows alone."""
+    sw = np.r_[np.ones(10), np.zeros(30)]
+    params = dict(SMALL, batch_size=5, shuffle=False, n_jobs=n_jobs)
+    est = _quiet(MLPScratchRegressor(**params).fit, X, Y_REG, sample_weight=sw)
+    alone = _quiet(MLPScratchRegressor(**params).fit, X[:10], Y_REG[:10])
+    np.testing.assert_allclose(est.loss_curve_, alone.loss_curve_, rtol=1e-12)
+    for a, b in zip(est.coefs_ + est.intercepts_, alone.coefs_ + alone.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_shuffled_batches_of_weight_zero_are_skipped_alike_by_a_team():
+    sw = np.r_[np.ones(8), np.zeros(32)]
+    params = dict(SMALL, batch_size=4, max_iter=6)
+    one, team = (_quiet(MLPScratchClassifier(n_jobs=n_jobs, **params).fit, X, Y_CLS,
+                        sample_weight=sw) for n_jobs in (None, 2))
+    assert np.isfinite(one.loss_curve_).all()
+    np.testing.assert_allclose(team.loss_curve_, one.loss_curve_, rtol=1e-12)
+
+
+def test_partial_fit_skips_a_batch_of_weight_zero():
+    est = MLPScratchRegressor(batch_size=5, shuffle=False, random_state=0)
+    est.partial_fit(X[:10], Y_REG[:10])
+    est.partial_fit(X[10:20], Y_REG[10:20], sample_weight=np.r_[np.ones(5), np.zeros(5)])
+    assert est.n_iter_ == 1 and np.isfinite(est.loss_curve_).all()
+
+
+@pytest.mark.parametrize("zero", ["training", "validation"])
+def test_an_early_stopping_split_of_weight_zero_is_refused_before_training(zero):
+    est = _quiet(MLPScratchRegressor(warm_start=True, **SMALL).fit, X, Y_REG)
+    before = _snapshot(est)
+    # the split holds 4 of the 40 rows: weight only the rows of the other part
+    probe = MLPScratchRegressor(early_stopping=True, **SMALL)
+    probe._random_state = np.random.RandomState(0)
+    _, _, _, (X_val, *_) = probe._validation_split(X, Y_REG[:, None], None, Y_REG)
+    in_val = (X[:, None, :] == X_val[None]).all(axis=2).any(axis=1)
+    sw = (~in_val if zero == "validation" else in_val).astype(float)
+    est.set_params(early_stopping=True)
+    with pytest.raises(ValueError, match=f"of the {zero} split sum to zero"):
+        est.fit(X, Y_REG, sample_weight=sw)
+    assert _snapshot(est) == before
+
+
+# --------------------------------------------------------------- scikit-learn's habits
+def test_an_interrupted_fit_keeps_what_it_trained(monkeypatch):
+    run_epoch = _base.BaseMLPScratch._run_epoch
+    calls = []
+
+    def interrupted_third(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return run_epoch(self, *args)
+
+    monkeypatch.setattr(_base.BaseMLPScratch, "_run_epoch", interrupted_third)
+    est = MLPScratchClassifier(**dict(SMALL, max_iter=10))
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        est.fit(X, Y_CLS)
+    assert est.n_iter_ == 2 and len(est.loss_curve_) == 2
+    assert np.isfinite(est.predict_proba(X)).all()
+
+
+def test_verbose_early_stopping_prints_each_validation_score(capsys):
+    est = _quiet(MLPScratchClassifier(early_stopping=True, verbose=True,
+                                      **dict(SMALL, max_iter=2)).fit, X, Y_CLS)
+    lines = capsys.readouterr().out.splitlines()
+    scores = [line for line in lines if line.startswith("Validation score: ")]
+    assert scores == [f"Validation score: {s:f}" for s in est.validation_scores_]
