@@ -24,6 +24,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from scipy.optimize import minimize_scalar  # noqa: E402
+
 from sknn_scratch import activations as A  # noqa: E402
 from sknn_scratch.plotting import plot_activations  # noqa: E402
 
@@ -39,13 +41,22 @@ def measure(act, z):
     d = act.derivative(z)
     peak = int(np.argmax(d))
     plateau = np.sum(np.isclose(d, d[peak], rtol=0, atol=1e-9)) > 1
+    argmax_z, max_d = None, float(d[peak])
+    if not (plateau or peak in (0, len(z) - 1)):
+        argmax_z = float(z[peak])
+        # the peak may lie between grid points (GELU's at sqrt 2): kept if higher
+        found = minimize_scalar(lambda t: -float(act.derivative(np.array([t]))[0]),
+                                bounds=(z[peak - 1], z[peak + 1]), method="bounded",
+                                options={"xatol": 1e-9})
+        if -found.fun > max_d:
+            argmax_z, max_d = float(found.x), -float(found.fun)
     vanished = np.abs(d) < 0.01 * act.max_derivative  # the rule diagnose() uses
     return {
         "name": act.name,
         "g0": float(act.forward(np.array([0.0]))[0]),
         "d0": float(act.derivative(np.array([0.0]))[0]),
-        "max_d": float(d[peak]),
-        "argmax_z": None if plateau or peak in (0, len(z) - 1) else float(z[peak]),
+        "max_d": max_d,
+        "argmax_z": argmax_z,
         "min_d": float(d.min()),
         "vanished": float(vanished.mean()),
         "check": A.check_derivative(act),

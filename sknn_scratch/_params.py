@@ -9,6 +9,8 @@ equality by class and parameters, and cloning through ``sklearn.base.clone``.
 import inspect
 import re
 
+import numpy as np
+
 
 class ParamsMixin:
     """Parameters, repr, equality and cloning from the ``__init__`` signature."""
@@ -49,13 +51,25 @@ class ParamsMixin:
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other):
-        return type(self) is type(other) and self.get_params() == other.get_params()
+        if type(self) is not type(other):
+            return False
+        mine, theirs = self.get_params(), other.get_params()
+        return mine.keys() == theirs.keys() and all(
+            _equal(value, theirs[name]) for name, value in mine.items())
 
     def __hash__(self):
         try:
             return hash((type(self), tuple(self.get_params().items())))
         except TypeError:  # an unhashable parameter value
             return hash(type(self))
+
+
+def _equal(a, b):
+    """``a == b`` as a bool, for parameter values that may be arrays."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # an elementwise comparison of several values
+        return bool(np.array_equal(a, b))
 
 
 def snake_case(name):

@@ -33,8 +33,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .estimators import _check_weight_sum, _sample_weights
 from .network import activate_
 
 __all__ = ["layer_outputs", "diagnose", "Diagnosis", "LayerDiagnosis"]
@@ -141,7 +144,7 @@ def layer_outputs(estimator, X):
     return [a for _, a, _ in _hidden_pass(estimator, X)[1]]
 
 
-def diagnose(estimator, X, y=None):
+def diagnose(estimator, X, y=None, sample_weight=None):
     """Dead, saturated and duplicate units, activation statistics, gradient norms.
 
     Parameters
@@ -154,6 +157,9 @@ def diagnose(estimator, X, y=None):
         Targets of ``X``; when given, each layer reports ``grad_norm``, the Frobenius
         norm of the gradient of the training objective J (``alpha`` included) with
         respect to that layer's weights, on all of ``X`` at once.
+    sample_weight : array-like of shape (n_samples,), optional
+        The weights of J's rows, multiplied with the estimator's ``class_weight`` as in
+        ``fit``; only with ``y``.
 
     Returns
     -------
@@ -162,7 +168,10 @@ def diagnose(estimator, X, y=None):
     """
     X, layers = _hidden_pass(estimator, X)
     acts = estimator._network.activations[:-1]
-    grad_norms = (_weight_grad_norms(estimator, X, y) if y is not None
+    if y is None and sample_weight is not None:
+        raise ValueError("sample_weight weighs the rows of the objective, whose "
+                         "gradient diagnose computes only when y is given.")
+    grad_norms = (_weight_grad_norms(estimator, X, y, sample_weight) if y is not None
                   else [None] * len(layers))
     reports = []
     for i, ((z, a, slope), act) in enumerate(zip(layers, acts)):
@@ -199,18 +208,33 @@ def _duplicate_fraction(units):
     return (len(units) - len(distinct)) / len(units)
 
 
-def _weight_grad_norms(estimator, X, y):
-    """Norm of dJ/dW for each hidden layer, with the targets encoded as in ``fit``."""
+def _weight_grad_norms(estimator, X, y, sample_weight):
+    """Norm of dJ/dW for each hidden layer, with the targets encoded and the rows
+    weighted as in ``fit``."""
     net = estimator._network
-    Y = estimator._encode_targets(np.asarray(y), X)
+    y = np.asarray(y)
+    if len(y) != X.shape[0]:
+        raise ValueError(f"y has {len(y)} rows but X has {X.shape[0]}.")
+    classes = getattr(estimator, "classes_", None)
+    if classes is not None:
+        unseen = np.setdiff1d(unique_labels(y), classes)
+        if len(unseen):
+            raise ValueError(f"y has labels {unseen} that the model does not know: its "
+                             f"classes_ are {classes}.")
+    Y = estimator._encode_targets(y, X)
     if Y.shape != (X.shape[0], net.layer_units[-1]):
         raise ValueError(f"y gives targets of shape {Y.shape}, but the model expects "
                          f"{(X.shape[0], net.layer_units[-1])}.")
+    sw = _sample_weights(sample_weight, X)
+    if getattr(estimator, "class_weight", None) is not None:
+        cw = compute_sample_weight(estimator.class_weight, y).astype(X.dtype)
+        sw = cw if sw is None else sw * cw
+    _check_weight_sum(sw)
     flat = net.pack(estimator.coefs_, estimator.intercepts_,
                     getattr(estimator, "_slopes", None))
     grad = np.empty_like(flat)
     try:
-        net.loss_grad(flat, X, Y, None, estimator.alpha, grad)
+        net.loss_grad(flat, X, Y, sw, estimator.alpha, grad)
     finally:
         net.release()  # the batch buffers are the training loop's business
     gcoefs = net.unpack(grad)[0]

@@ -6,6 +6,7 @@ when a function is called, never when this module is. Every function takes an op
 """
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from . import activations as _act
 
@@ -57,13 +58,19 @@ def plot_activations(activations=None, z=None, *, ax=None, annotate=None):
     matplotlib.figure.Figure
     """
     acts = [_act.get(a) for a in (activations or _default_activations())]
+    for act in acts:
+        if act.output_only:
+            raise ValueError(f"{act!r} is not elementwise (an output activation that "
+                             "couples a row): plot_activations draws g(z) per value.")
+    # the name, or the parameters too where two of the same name are drawn
+    names = [act.name for act in acts]
+    labels = [act.name if names.count(act.name) == 1 else repr(act) for act in acts]
     z = np.linspace(-5, 5, 1001) if z is None else np.asarray(z, dtype=float)
     fig, axes = _figure_and_axes(ax, 2, (11, 4.2))
     ax_g, ax_d = (axes * 2)[:2]
     annotate = len(acts) <= 3 if annotate is None else annotate
     same = ax_g is ax_d
-    for act in acts:
-        label = act.name
+    for act, label in zip(acts, labels):
         line, = ax_g.plot(z, act.forward(z), label=f"{label}" if not same
                           else f"{label}: g")
         deriv = act.derivative(z)
@@ -123,6 +130,8 @@ def plot_loss_curves(estimators, labels=None, *, ax=None, log=False):
     if labels is None:
         labels = [str(getattr(est, "activation", type(est).__name__))
                   for est in estimators]
+    for est in estimators:
+        check_is_fitted(est)
     fig, (ax,) = _figure_and_axes(ax, 1, (6.5, 4.2))
     for est, label in zip(estimators, labels):
         epochs = np.arange(1, len(est.loss_curve_) + 1)

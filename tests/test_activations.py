@@ -452,3 +452,20 @@ def test_a_subclass_of_a_learnable_activation_must_redefine_its_training_passes(
         class Shifted(PReLU):  # noqa: F841 - defining it is what raises
             def forward(self, z):
                 return super().forward(z) + 1.0
+
+
+def test_equality_of_parameters_that_are_arrays():
+    class Weighted(Activation):
+        def __init__(self, w=None):
+            self.w = w
+
+        def forward(self, z):
+            return z
+
+        def derivative(self, z):
+            return np.ones_like(z)
+
+    assert Weighted(np.array([1.0, 2.0])) == Weighted(np.array([1.0, 2.0]))
+    assert Weighted(np.array([1.0, 2.0])) != Weighted(np.array([1.0, 3.0]))
+    assert Weighted(np.array([1.0, 2.0])) != Weighted(1.0)
+    assert Weighted(None) == Weighted(None)

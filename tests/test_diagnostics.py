@@ -9,6 +9,7 @@ from scipy.special import expit
 from sklearn.datasets import load_breast_cancer, make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
 
 from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
 from sknn_scratch import activations as A
@@ -97,6 +98,48 @@ def test_prelu_layer_uses_its_learned_slopes():
     report = diagnose(est, X)[0]
     assert report.dead_fraction == np.mean(np.all(z <= 0, axis=0))
     assert report.mean_abs_derivative == pytest.approx(np.mean(z > 0))
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["class weights",
+                                                       "and sample weights"])
+def test_grad_norm_weighs_the_rows_as_fit_does(weighted):
+    """J's rows carry sample_weight times the class weights: the gradient diagnosed is
+    the one a fit on these rows would follow."""
+    X, y = make_classification(n_samples=120, n_features=5, weights=[0.8],
+                               random_state=0)
+    est = _fit(MLPScratchClassifier((6,), class_weight="balanced", alpha=0.1,
+                                    max_iter=5, random_state=0), X, y)
+    sw = np.random.RandomState(1).uniform(0.5, 2.0, len(y)) if weighted else None
+    w = compute_sample_weight("balanced", y) * (1.0 if sw is None else sw)
+    net = est._network
+    flat = net.pack(est.coefs_, est.intercepts_)
+    grad = np.empty_like(flat)
+    net.loss_grad(flat, X, y[:, None].astype(float), w, 0.1, grad)
+    expected = np.linalg.norm(net.unpack(grad)[0][0])
+    unweighted = np.empty_like(flat)
+    net.loss_grad(flat, X, y[:, None].astype(float), None, 0.1, unweighted)
+    assert not np.isclose(expected, np.linalg.norm(net.unpack(unweighted)[0][0]))
+    assert diagnose(est, X, y, sample_weight=sw)[0].grad_norm == pytest.approx(
+        expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("y, match", [
+    (np.full(300, 99), r"labels \[99\] that the model does not know"),
+    (np.array(["a", "b"] * 150), "that the model does not know"),
+    (np.zeros(299, int), "y has 299 rows but X has 300"),
+])
+def test_diagnose_refuses_targets_the_model_cannot_have(data, y, match):
+    X, y_fit = data
+    est = _fit(MLPScratchClassifier((4,), max_iter=2, random_state=0), X, y_fit)
+    with pytest.raises(ValueError, match=match):
+        diagnose(est, X, y)
+
+
+def test_diagnose_wants_y_with_sample_weight(data):
+    X, y = data
+    est = _fit(MLPScratchClassifier((4,), max_iter=2, random_state=0), X, y)
+    with pytest.raises(ValueError, match="only when y is given"):
+        diagnose(est, X, sample_weight=np.ones(len(X)))
 
 
 # ------------------------------------------------------- layer outputs and gradients

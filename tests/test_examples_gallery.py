@@ -41,6 +41,8 @@ def test_activation_gallery(tmp_path):
     assert r["sigmoid"]["argmax_z"] == pytest.approx(0.0)
     assert r["relu"]["d0"] == 0 and r["leaky_relu"]["d0"] == 0.01
     assert r["gelu"]["max_d"] > 1.1 and r["silu"]["min_d"] < -0.09
+    # GELU's g'' = phi(z) (2 - z^2): its derivative peaks at sqrt(2), between grid points
+    assert r["gelu"]["argmax_z"] == pytest.approx(np.sqrt(2), abs=1e-6)
     assert max(row["check"] for row in r.values()) < 1e-6
 
 

@@ -98,3 +98,24 @@ def test_plot_diagnostics_draws_one_bar_per_layer_and_kind(fitted):
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks[0].startswith("layer 1\nReLU") and len(ticks) == 2
     assert ax.get_title() == "relu"
+
+
+def test_plot_activations_tells_apart_two_of_the_same_name_by_their_parameters():
+    from sknn_scratch.activations import ELU, LeakyReLU
+
+    fig = plot_activations([LeakyReLU(0.01), LeakyReLU(0.3), ELU(), "tanh"])
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["LeakyReLU(negative_slope=0.01)", "LeakyReLU(negative_slope=0.3)",
+                      "elu", "tanh"]
+
+
+def test_plot_activations_refuses_an_output_only_activation():
+    with pytest.raises(ValueError, match="not elementwise"):
+        plot_activations(["relu", "softmax"])
+
+
+def test_plot_loss_curves_of_an_unfitted_estimator_says_not_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        plot_loss_curves(MLPScratchClassifier())
