@@ -276,7 +276,7 @@ class BaseMLPScratch(BaseEstimator):
                 ZeroInitializationWarning,
             )
         units = network.layer_units
-        coefs = [np.asarray(init(fi, fo, rng)) for init, fi, fo
+        coefs = [_initial_weights(init, fi, fo, rng) for init, fi, fo
                  in zip(inits, units[:-1], units[1:])]
         intercepts = [np.zeros(fo) for fo in units[1:]]
         intercepts[-1][:] = _output_bias(network.activations[-1], Y, sw)
@@ -612,7 +612,9 @@ class BaseMLPScratch(BaseEstimator):
                 X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                                   dtype=(np.float64, np.float32))
         self._check_weight_shapes()
-        dtype = self._network.dtype
+        # float64 input to a float32 model: computed and returned in float64, as
+        # scikit-learn does, not rounded to the model's dtype
+        dtype = np.promote_types(X.dtype, self._network.dtype)
         if X.dtype != dtype:
             X = X.astype(dtype)
         coefs = [np.asarray(c, dtype) for c in self.coefs_]
@@ -708,6 +710,23 @@ def _take_rows(A, idx, out):
     # the indices come from a permutation: mode="clip" skips the bounds check, whose
     # default mode="raise" also buffers the output through a temporary
     return np.take(A, idx, axis=0, out=out, mode="clip")
+
+
+def _initial_weights(init, fan_in, fan_out, rng):
+    """``init(fan_in, fan_out, rng)``, checked: finite real weights of that shape."""
+    W = init(fan_in, fan_out, rng)
+    weights, shape = np.asarray(W), (fan_in, fan_out)
+    if weights.shape != shape or weights.dtype.kind not in "biuf":
+        problem = (f"a {type(W).__name__}" if weights.dtype == object else
+                   f"an array of shape {weights.shape} and dtype {weights.dtype}")
+    elif not np.isfinite(weights).all():
+        problem = "non-finite weights"
+    else:
+        return weights
+    raise ValueError(
+        f"init={init!r} returned {problem} for a layer of {fan_in} inputs and {fan_out} "
+        f"units: an initializer must return finite real weights of shape (fan_in, "
+        f"fan_out) = {shape}.")
 
 
 def _is_auto(spec):

@@ -229,8 +229,9 @@ class Sigmoid(Activation):
         return _sigmoid(z)
 
     def derivative(self, z):
-        s = _sigmoid(z)
-        return s * (1.0 - s)
+        # sigmoid(z) sigmoid(-z): 1 - s would lose the right tail (0 from z = 37 on)
+        z = np.asarray(z)
+        return _sigmoid(z) * _sigmoid(-z)
 
     def inverse(self, a):
         p = np.clip(a, 1e-7, 1 - 1e-7)  # finite for all-0 or all-1 targets
@@ -262,7 +263,12 @@ class Tanh(Activation):
         return np.tanh(z)
 
     def derivative(self, z):
-        return 1.0 - np.tanh(z) ** 2
+        # 1 / cosh^2: 1 - tanh^2 would be 0 from |z| = 19.1 on, a unit dead, not saturated
+        with np.errstate(over="ignore"):  # cosh overflows to inf: 1 / inf^2 = 0, as due
+            return 1.0 / np.cosh(z) ** 2
+
+    def inverse(self, a):
+        return np.arctanh(np.clip(a, -1 + 1e-7, 1 - 1e-7))  # finite at -1 and 1
 
     def forward_(self, z):
         return np.tanh(z, out=z)
@@ -348,6 +354,11 @@ class LeakyReLU(Activation):
         dtype = np.result_type(z, np.float32)
         return np.where(z > 0, 1.0, self.negative_slope).astype(dtype)
 
+    def inverse(self, a):
+        if not self.negative_slope > 0:  # no inverse below 0: start alive, as ReLU
+            return a
+        return np.where(a > 0, a, a / self.negative_slope)
+
     def forward_(self, z):
         if 0 <= self.negative_slope <= 1:
             return np.maximum(z, z * self.negative_slope, out=z)
@@ -407,6 +418,12 @@ class ELU(Activation):
     def output_bound(self, m, slope=None):
         return max(m, abs(float(self.alpha)))  # expm1 of z <= 0 lies in (-1, 0]
 
+    def inverse(self, a):
+        if not self.alpha > 0:
+            return None
+        below = np.maximum(a, -self.alpha * (1 - 1e-7)) / self.alpha  # finite at -alpha
+        return np.where(a > 0, a, np.log1p(np.minimum(below, 0)))
+
     def derivative(self, z):
         z = np.asarray(z)
         return np.where(z > 0, 1.0, self.alpha * np.exp(np.minimum(z, 0))).astype(
@@ -438,6 +455,10 @@ class Softplus(Activation):
 
     def derivative(self, z):
         return _sigmoid(z)
+
+    def inverse(self, a):
+        a = np.maximum(a, 1e-7)  # g > 0: finite for a mean of 0
+        return a + np.log(-np.expm1(-a))  # log(exp(a) - 1), without overflow
 
     def forward_(self, z):
         return _softplus(z, out=z)

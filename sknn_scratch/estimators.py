@@ -1,5 +1,7 @@
 """The two public estimators: thin subclasses that fix the targets and the loss."""
 
+import math
+
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
@@ -155,6 +157,12 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
                     "class_weight='balanced' is not supported by partial_fit: the class "
                     "balance of one batch is not that of the data. Pass a dict computed "
                     "with sklearn.utils.class_weight.compute_class_weight instead.")
+            if isinstance(self.class_weight, dict) and y.ndim == 2:
+                raise ValueError(
+                    f"class_weight={self.class_weight!r} weighs the classes of a "
+                    f"single-label y, but y is multi-label ({y.shape[1]} indicator "
+                    "columns). Use class_weight='balanced' (the columns' weights, "
+                    "multiplied) or sample_weight.")
             cw = compute_sample_weight(self.class_weight, y).astype(X.dtype)
             if not (np.isfinite(cw).all() and cw.min() >= 0):
                 raise ValueError(f"class_weight must give finite, non-negative weights, "
@@ -378,6 +386,14 @@ def _sample_weights(sample_weight, X):
 
 
 def _check_weight_sum(sw):
-    if sw is not None and not sw.sum() > 0:
+    if sw is None:
+        return
+    with np.errstate(over="ignore"):
+        total = float(sw.sum())
+    if not total > 0:
         raise ValueError("The sample weights (sample_weight times class weights) sum "
                          "to zero: at least one sample needs a positive weight.")
+    if not (math.isfinite(total) and math.isfinite(1 / total)):
+        raise ValueError(
+            f"The sample weights (sample_weight times class weights) sum to {total:g}, "
+            "which the objective cannot be divided by: rescale them.")

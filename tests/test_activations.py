@@ -469,3 +469,34 @@ def test_equality_of_parameters_that_are_arrays():
     assert Weighted(np.array([1.0, 2.0])) != Weighted(np.array([1.0, 3.0]))
     assert Weighted(np.array([1.0, 2.0])) != Weighted(1.0)
     assert Weighted(None) == Weighted(None)
+
+
+@pytest.mark.parametrize("act", [Identity(), Sigmoid(), acts.Tanh(), ReLU(),
+                                 LeakyReLU(0.1), ELU(0.5), acts.Softplus(), acts.Exp()],
+                         ids=repr)
+def test_inverse_undoes_forward_where_the_function_is_invertible(act):
+    z = np.linspace(-3, 3, 25)
+    a = act.forward(z)
+    if isinstance(act, ReLU):  # invertible above 0; below, the inverse starts alive
+        z, a = z[z > 0], a[z > 0]
+    np.testing.assert_allclose(act.inverse(a), z, rtol=1e-6, atol=1e-9)
+    assert np.isfinite(act.inverse(np.array([-1e9, -1.0, 0.0, 1.0, 1e9]).clip(
+        *((0, None) if isinstance(act, (ReLU, acts.Softplus, acts.Exp)) else
+          (-1, 1) if isinstance(act, (Sigmoid, acts.Tanh)) else (None, None))))).all()
+
+
+def test_activations_without_an_inverse_say_none():
+    for act in (acts.SiLU(), GELU(), ELU(alpha=0.0)):
+        assert act.inverse(np.array([0.5])) is None
+
+
+def test_sigmoid_and_tanh_derivatives_keep_their_tails():
+    """Accurate and even far from 0: a tanh unit at z = 30 is saturated, not dead."""
+    z = np.array([1.0, 5.0, 19.5, 30.0, 37.5, 300.0])
+    e = np.exp(-z)
+    exact_sigmoid = e / (1 + e) ** 2
+    exact_tanh = 4 * e * e / (1 + e * e) ** 2
+    for act, exact in ((Sigmoid(), exact_sigmoid), (acts.Tanh(), exact_tanh)):
+        for side in (z, -z):
+            np.testing.assert_allclose(act.derivative(side), exact, rtol=1e-13)
+    assert acts.Tanh().derivative(np.array([1e3, -1e308])).tolist() == [0.0, 0.0]

@@ -149,6 +149,19 @@ def test_output_bias_starts_at_the_inverse_link_of_the_weighted_mean(iris):
     assert expit(logit(p)) == pytest.approx(p)
 
 
+@pytest.mark.parametrize("output, shift", [("tanh", -0.2), ("softplus", 1.0),
+                                           ("leaky_relu", -0.2), ("elu", -0.2)])
+def test_other_invertible_output_activations_start_at_the_weighted_mean(output, shift):
+    """SPEC 4.4: every output bias starts at the inverse link of the weighted mean."""
+    X, y = _regression(shift=shift)
+    sw = np.random.RandomState(0).uniform(0.1, 3, len(y))
+    reg = _untrained(MLPScratchRegressor(output_activation=output), X, y,
+                     sample_weight=sw)
+    mean = np.average(y, weights=sw)
+    act = reg._network.activations[-1]
+    assert act.forward(reg.intercepts_[-1]) == pytest.approx([mean], rel=1e-7)
+
+
 # ------------------------------------------------------------ 4.5 zero initialization
 def test_zero_initialization_warns_with_a_user_warning(iris):
     X, y = iris
@@ -390,6 +403,14 @@ def test_float32_input_keeps_float32(solver, iris):
                               random_state=0).fit(Xr.astype(np.float32), yr)
     assert reg.coefs_[0].dtype == np.float32
     assert reg.predict(Xr.astype(np.float32)).dtype == np.float32
+    # float64 input to a float32 model is not rounded to float32 (as scikit-learn)
+    by64 = reg.predict(Xr)
+    assert by64.dtype == np.float64
+    hidden = np.maximum(Xr @ reg.coefs_[0].astype(float) + reg.intercepts_[0], 0)
+    out = hidden @ reg.coefs_[1].astype(float) + reg.intercepts_[1]
+    assert reg.out_activation_ == "identity"  # the shifted targets go below 0
+    np.testing.assert_allclose(by64, out.ravel(), rtol=1e-13, atol=1e-15)
+    assert clf.predict_proba(X).dtype == np.float64
 
 
 def test_dataframe_input_sets_feature_names_in():

@@ -12,6 +12,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
+from sknn_scratch.initializers import Initializer
 
 RNG = np.random.RandomState(0)
 X = RNG.randn(30, 3)
@@ -108,6 +109,9 @@ BAD_WEIGHTS = [
     ("2-D", np.ones((30, 2)), "Sample weights must be 1D array or scalar"),
     ("all zero", np.zeros(30), "at least one non-zero|sum to zero"),
     ("complex", np.ones(30) + 1j, "Complex data not supported"),
+    ("sum overflows", np.full(30, 1e308), "sum to inf, which the objective cannot be "
+                                          "divided by"),
+    ("sum subnormal", np.full(30, 1e-320), "which the objective cannot be divided by"),
 ]
 
 
@@ -293,6 +297,37 @@ def test_bad_component_spec_names_parameter(Est, y, param, value, match):
 def test_bad_class_weight(class_weight, match):
     with pytest.raises(ValueError, match=match):
         MLPScratchClassifier(class_weight=class_weight, **SMALL).fit(X, Y_CLS)
+
+
+def test_a_class_weight_dict_with_multi_label_targets_says_what_works():
+    Y = np.column_stack([Y_CLS == 0, Y_CLS == 1]).astype(int)
+    with pytest.raises(ValueError, match="y is multi-label .2 indicator columns.. Use "
+                                         "class_weight='balanced'"):
+        MLPScratchClassifier(class_weight={0: 1, 1: 2}, **SMALL).fit(X, Y)
+    _quiet_fit(MLPScratchClassifier(class_weight="balanced", **SMALL), X, Y)
+
+
+class _Returns(Initializer):
+    def __init__(self, what="shape"):
+        self.what = what
+
+    def __call__(self, fan_in, fan_out, random_state):
+        return {"shape": np.ones((2, 2)), "scalar": np.ones(1), "none": None,
+                "nan": np.full((fan_in, fan_out), np.nan),
+                "complex": np.ones((fan_in, fan_out)) * 1j}[self.what]
+
+
+@pytest.mark.parametrize("what, problem", [
+    ("shape", r"an array of shape \(2, 2\) and dtype float64"),
+    ("scalar", r"an array of shape \(1,\) and dtype float64"), ("none", "a NoneType"),
+    ("nan", "non-finite weights"),
+    ("complex", r"an array of shape \(3, 4\) and dtype complex128"),
+])
+def test_an_initializer_returning_the_wrong_weights_is_named(what, problem):
+    with pytest.raises(ValueError, match=rf"init=_Returns\(what='{what}'\) returned "
+                                         rf"{problem} for a layer of 3 inputs and 4 "
+                                         r"units: .* = \(3, 4\)"):
+        MLPScratchRegressor(init=_Returns(what), **SMALL).fit(X, Y_REG)
 
 
 def test_early_stopping_on_too_little_data_names_n_samples():
