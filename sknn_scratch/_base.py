@@ -131,6 +131,8 @@ class BaseMLPScratch(BaseEstimator):
                         "coefs_ / intercepts_ hold non-finite values (NaN or inf): "
                         "training cannot continue from them. Assign finite weights, "
                         "or fit with warm_start=False to start over.")
+                if network is not self._network:  # its fallback was of the other one
+                    self._kept_finite = None
                 self._adopt_network(network)
                 self._continue_stopping_records()
             if config is not None:
@@ -140,12 +142,13 @@ class BaseMLPScratch(BaseEstimator):
             # same random_state draws both)
             data = (self._stochastic_data(X, Y, sw, y_orig)
                     if self.solver != "lbfgs" else None)
-        except Exception:
+        except BaseException:
             # validation of a refit may already have reset n_features_in_ / classes_:
             # undo that, so a bad call leaves a fitted model exactly as it was
             self.__dict__.clear()
             self.__dict__.update(saved)
             raise
+        self._updating = False  # set once training updates the model in place
         try:
             # overflow while diverging is detected after each epoch and reported as a
             # ConvergenceWarning or ValueError naming the cause, not as numpy noise
@@ -154,12 +157,17 @@ class BaseMLPScratch(BaseEstimator):
                     self._fit_lbfgs(X, Y, sw)
                 else:
                     self._fit_stochastic(*data, incremental)
-        except Exception:
-            if first_pass:  # a fit that fails leaves the model it replaced (or none)
+        except BaseException:
+            # a fit that fails leaves the model it would have replaced (or none), and so
+            # does a continued one that has not updated it yet; one that has keeps what
+            # it trained, with the network it trained with
+            if first_pass or not self._updating:
                 self.__dict__.clear()
                 self.__dict__.update(saved)
             raise
         finally:
+            for name in ("_updating", "_best_params", "_last_finite", "_epoch_start"):
+                self.__dict__.pop(name, None)  # the training loop's, whatever happened
             network.release()
         return self
 
@@ -276,7 +284,7 @@ class BaseMLPScratch(BaseEstimator):
                 ZeroInitializationWarning,
             )
         units = network.layer_units
-        coefs = [_initial_weights(init, fi, fo, rng) for init, fi, fo
+        coefs = [_initial_weights(init, fi, fo, rng, network.dtype) for init, fi, fo
                  in zip(inits, units[:-1], units[1:])]
         intercepts = [np.zeros(fo) for fo in units[1:]]
         intercepts[-1][:] = _output_bias(network.activations[-1], Y, sw)
@@ -387,9 +395,9 @@ class BaseMLPScratch(BaseEstimator):
                 for _ in range(self.max_iter):
                     if team is None:
                         np.copyto(self._epoch_start, self._params)
-                    self.loss_ = self._run_epoch(gather, grad, team)
+                    self.loss_, rows = self._run_epoch(gather, grad, team)
                     self.n_iter_ += 1
-                    self.t_ += n
+                    self.t_ += rows  # the rows trained on: batches of weight 0 are not
                     self.loss_curve_.append(self.loss_)
                     if self.verbose:
                         print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
@@ -409,12 +417,19 @@ class BaseMLPScratch(BaseEstimator):
             # as scikit-learn: the model trained so far, checked below (a team has
             # stopped its processes on the way out, and its epoch's end is not fetched)
             warnings.warn("Training interrupted by user.")
+            interrupted = True
+            if team is not None:  # its moments have taken steps the weights here have not
+                self._optimizer = None
             if self._last_finite is None:  # before the first epoch: nothing changed
                 self._last_finite = self._params.copy()
-            finite_at_end = diverged or self._finite_at_end(X, Y, batch_size)
+            # early stopping goes back to its best epoch below: nothing to check
+            finite_at_end = (diverged or val is not None
+                             or self._finite_at_end(X, Y, batch_size))
+        else:
+            interrupted = False
         del gather, grad, team
         if not finite_at_end:
-            self._restore_last_finite(val)
+            self._restore_last_finite(val, self.n_iter_ + interrupted)
         self._network.release()  # the batch buffers
         if self._best_params is not None:
             self._params[...] = self._best_params
@@ -434,18 +449,20 @@ class BaseMLPScratch(BaseEstimator):
                            gather, self.alpha)
 
     def _run_epoch(self, gather, grad, team=None):
-        """One pass over the data in mini-batches; returns the mean batch objective."""
+        """One pass over the data in mini-batches: ``(mean batch objective, rows of the
+        batches trained on)``."""
         n, batch_size = gather.X.shape[0], gather.batch_size
         net, opt, params = self._network, self._optimizer, self._params
         shuffled = self.shuffle and batch_size < n
         if team is not None:
-            loss = team.run_epoch(self._random_state if shuffled else None)
+            self._updating = True  # the team's first batch updates the moments in place
+            loss, rows = team.run_epoch(self._random_state if shuffled else None)
             if math.isfinite(loss):  # as _diverged keeps the epoch's start
                 np.copyto(self._last_finite, params)
             team.fetch_params()
-            return loss
+            return loss, rows
         order = self._random_state.permutation(n) if shuffled else None
-        total, rows = 0.0, 0
+        total, rows, first = 0.0, 0, not self._updating
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             Xb, Yb, swb = gather(order, start, stop)
@@ -454,7 +471,9 @@ class BaseMLPScratch(BaseEstimator):
             total += net.loss_grad(params, Xb, Yb, swb, self.alpha, grad) * (stop - start)
             rows += stop - start
             opt.step(params, grad)
-        return total / rows
+            if first:  # the model has changed: a failure from here on keeps it
+                self._updating, first = True, False
+        return total / rows, rows
 
     def _diverged(self, val):
         """Stop on a non-finite loss or weights; keep the latest weights of finite loss."""
@@ -479,8 +498,9 @@ class BaseMLPScratch(BaseEstimator):
             return team.loss_is_finite()
         return net.data_finite(self._params, X, Y, batch_size)
 
-    def _restore_last_finite(self, val):
-        """Go back to the latest weights with a finite loss and say why (or raise)."""
+    def _restore_last_finite(self, val, epoch=None):
+        """Go back to the latest weights with a finite loss and say why (or raise);
+        ``epoch``: the one that diverged, the latest counted by default."""
         if val is not None:  # record the epoch, as promised
             self.validation_scores_.append(-np.inf)
             self.validation_loss_curve_.append(np.inf)
@@ -489,11 +509,11 @@ class BaseMLPScratch(BaseEstimator):
         if not any(math.isfinite(loss) for loss in self.loss_curve_):
             raise ValueError(_NONFINITE_MSG)
         warnings.warn(
-            f"Training diverged at epoch {self.n_iter_}: the loss, the weights or the "
-            "optimizer state became non-finite. The learning rate (learning_rate_init="
-            f"{self.learning_rate_init}) is likely too high, or the input is not "
-            "scaled (try StandardScaler). The last weights with a finite loss were "
-            "kept.", ConvergenceWarning)
+            f"Training diverged at epoch {epoch or self.n_iter_}: the loss, the weights "
+            "or the optimizer state became non-finite. The learning rate "
+            f"(learning_rate_init={self.learning_rate_init}) is likely too high, or the "
+            "input is not scaled (try StandardScaler). The last weights with a finite "
+            "loss were kept.", ConvergenceWarning)
 
     def _no_improvement(self, val):
         """scikit-learn's stopping rule; True when training should stop."""
@@ -580,6 +600,7 @@ class BaseMLPScratch(BaseEstimator):
             if self.verbose:
                 print(f"Iteration {len(self.loss_curve_)}, loss = {loss:.8f}")
 
+        self._updating = True  # fun writes each point it evaluates into params
         result = lbfgs(fun, x0.copy(), self.max_iter, self.max_fun, self.tol,
                        on_iteration)
         diverged = not np.isfinite(result.x).all() or not np.isfinite(result.fun)
@@ -712,17 +733,20 @@ def _take_rows(A, idx, out):
     return np.take(A, idx, axis=0, out=out, mode="clip")
 
 
-def _initial_weights(init, fan_in, fan_out, rng):
-    """``init(fan_in, fan_out, rng)``, checked: finite real weights of that shape."""
+def _initial_weights(init, fan_in, fan_out, rng, dtype):
+    """``init(fan_in, fan_out, rng)``, checked: weights of that shape, real and finite
+    in the network's ``dtype``."""
     W = init(fan_in, fan_out, rng)
     weights, shape = np.asarray(W), (fan_in, fan_out)
     if weights.shape != shape or weights.dtype.kind not in "biuf":
         problem = (f"a {type(W).__name__}" if weights.dtype == object else
                    f"an array of shape {weights.shape} and dtype {weights.dtype}")
-    elif not np.isfinite(weights).all():
-        problem = "non-finite weights"
     else:
-        return weights
+        with np.errstate(over="ignore"):  # beyond the dtype's range: inf, said below
+            weights = weights.astype(dtype, copy=False)
+        if np.isfinite(weights).all():
+            return weights
+        problem = f"weights that are not finite in {np.dtype(dtype).name}"
     raise ValueError(
         f"init={init!r} returned {problem} for a layer of {fan_in} inputs and {fan_out} "
         f"units: an initializer must return finite real weights of shape (fan_in, "

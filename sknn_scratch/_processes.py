@@ -191,9 +191,31 @@ class ProcessTeam:
 
     def __exit__(self, *exc):
         self.control[_ABORT] = 1  # the forked processes exit when they see it
+        # every step runs whatever interrupts the one before (Ctrl-C may land here):
+        # no process left unreaped, no thread limit or shared memory left behind
+        pids, self._pids = self._pids, {}
+        try:
+            self._wait_until_left(pids)
+        finally:
+            try:
+                # the kernel takes 4-7 ms to tear a process down once it has called
+                # _exit: reaped by a thread, so that the fit need not wait
+                _reap(list(pids))
+            finally:
+                try:
+                    if self._limits is not None:
+                        self._limits.restore_original_limits()
+                        self._limits = None
+                finally:
+                    if self._entered:
+                        self._leave_shared_memory()
+        return False
+
+    def _wait_until_left(self, pids):
+        """Wait until each forked process says it no longer touches shared memory;
+        ``pids`` keeps those still to be reaped."""
         deadline = time.monotonic() + 5.0
-        exiting = []
-        for pid, rank in self._pids.items():
+        for pid, rank in list(pids.items()):
             polls = 0
             while not self.left[rank]:
                 polls += 1
@@ -201,25 +223,15 @@ class ProcessTeam:
                     os.sched_yield()
                     continue
                 if os.waitpid(pid, os.WNOHANG) != (0, 0):  # gone unannounced: reaped
+                    del pids[pid]
                     break
                 if time.monotonic() > deadline:  # pragma: no cover - a stuck process
                     os.kill(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
+                    del pids[pid]
                     break
                 if polls > 4096:
                     time.sleep(1e-4)
-            else:
-                exiting.append(pid)
-        self._pids = {}
-        # the kernel takes 4-7 ms to tear a process down once it has called _exit:
-        # reaped by a thread, so that the fit need not wait
-        _reap(exiting)
-        if self._limits is not None:
-            self._limits.restore_original_limits()
-            self._limits = None
-        if self._entered:
-            self._leave_shared_memory()
-        return False
 
     def _leave_shared_memory(self):
         """Free the shared memory; the moments go back to private memory one by one."""
@@ -244,8 +256,9 @@ class ProcessTeam:
     # ------------------------------------------------------------------ epochs
     def run_epoch(self, random_state):
         """One pass over the data, in the order ``random_state.permutation(n)`` draws
-        (in order if None); the mean batch objective. The optimizer is updated; the
-        parameters still hold the epoch's start, ``fetch_params`` brings its end."""
+        (in order if None): ``(mean batch objective, rows of the batches trained on)``.
+        The optimizer is updated; the parameters still hold the epoch's start,
+        ``fetch_params`` brings its end."""
         if random_state is not None:  # the permutation, drawn in place
             order = self.order
             for start in range(0, len(order), 1 << 13):
@@ -326,12 +339,16 @@ class ProcessTeam:
                 pending.append((sw_sum, m))
                 if len(pending) == _RING // 2:
                     total = self._add_terms(total, batch, pending)
+        # no process leaves the epoch before all have read its order: the last batches
+        # may be skipped ones, read after the last meeting, and process 0 shuffles the
+        # order of the next epoch as soon as it leaves
+        self._meet(rank)
         if pending:
             total = self._add_terms(total, batch, pending)
         if rank and tracemalloc.is_tracing():  # for memory benchmarks
             self.values[rank, 0] = (tracemalloc.get_traced_memory()[1]
                                     - self._traced_at_fork)
-        return total / rows
+        return total / rows, rows
 
     def _add_terms(self, total, batch, pending):
         """``total`` plus the objective of the batches in ``pending`` (weight sums and

@@ -72,9 +72,9 @@ class Activation(ParamsMixin):
         if redefined:
             if cls.learnable and not all(name in own for name in _PARAM_PATHS):
                 raise TypeError(
-                    f"{cls.__name__} redefines {' and '.join(redefined)} of the "
-                    f"learnable {cls.__mro__[1].__name__}, whose training uses "
-                    f"{', '.join(_PARAM_PATHS)}: define those too.")
+                    f"{cls.__name__} is learnable, so its training uses "
+                    f"{', '.join(_PARAM_PATHS)}, not the {' and '.join(redefined)} it "
+                    "defines: define those too.")
             # the generic paths compute from forward and derivative (backward_ from z)
             resets = {"backward_": Activation.backward_, "needs_input": True}
             if "forward" in own:
@@ -268,7 +268,8 @@ class Tanh(Activation):
             return 1.0 / np.cosh(z) ** 2
 
     def inverse(self, a):
-        return np.arctanh(np.clip(a, -1 + 1e-7, 1 - 1e-7))  # finite at -1 and 1
+        # a mean at or beyond +-1 starts where g' is still 2 % of its peak, not 0
+        return np.arctanh(np.clip(a, -0.99, 0.99))
 
     def forward_(self, z):
         return np.tanh(z, out=z)
@@ -421,7 +422,8 @@ class ELU(Activation):
     def inverse(self, a):
         if not self.alpha > 0:
             return None
-        below = np.maximum(a, -self.alpha * (1 - 1e-7)) / self.alpha  # finite at -alpha
+        # a mean at or below -alpha starts where g' is still 1 % of alpha, not 0
+        below = np.maximum(a, -0.99 * self.alpha) / self.alpha
         return np.where(a > 0, a, np.log1p(np.minimum(below, 0)))
 
     def derivative(self, z):
@@ -457,7 +459,8 @@ class Softplus(Activation):
         return _sigmoid(z)
 
     def inverse(self, a):
-        a = np.maximum(a, 1e-7)  # g > 0: finite for a mean of 0
+        # g > 0: a mean at or below 0 starts where g' is still 1 % of its peak, not 0
+        a = np.maximum(a, 0.01)
         return a + np.log(-np.expm1(-a))  # log(exp(a) - 1), without overflow
 
     def forward_(self, z):

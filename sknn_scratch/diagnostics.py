@@ -34,8 +34,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.multiclass import unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .estimators import _check_weight_sum, _sample_weights
 from .network import activate_
@@ -212,9 +212,15 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
     """Norm of dJ/dW for each hidden layer, with the targets encoded and the rows
     weighted as in ``fit``."""
     net = estimator._network
-    y = np.asarray(y)
+    y = check_array(y, ensure_2d=False, dtype=None, input_name="y")  # finite, as fit's
     if len(y) != X.shape[0]:
         raise ValueError(f"y has {len(y)} rows but X has {X.shape[0]}.")
+    binarizer = getattr(estimator, "_label_binarizer", None)
+    if binarizer is not None:
+        fitted, given = binarizer.y_type_, type_of_target(y)
+        if (fitted == "multilabel-indicator") != (given == "multilabel-indicator"):
+            raise ValueError(f"y is {given}, but the model was fitted on {fitted} "
+                             "targets.")
     classes = getattr(estimator, "classes_", None)
     if classes is not None:
         unseen = np.setdiff1d(unique_labels(y), classes)

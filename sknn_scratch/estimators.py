@@ -397,3 +397,9 @@ def _check_weight_sum(sw):
         raise ValueError(
             f"The sample weights (sample_weight times class weights) sum to {total:g}, "
             "which the objective cannot be divided by: rescale them.")
+    smallest, tiny = float(sw[sw > 0].min()), float(np.finfo(sw.dtype).tiny)
+    if smallest < tiny:  # a mini-batch of such weights: its sum could not divide
+        raise ValueError(
+            f"A sample weight (sample_weight times class weights) of {smallest:g} is "
+            f"below the smallest normal {sw.dtype} ({tiny:g}), so that a mini-batch's "
+            "objective could not be divided by its weights: rescale them.")

@@ -448,7 +448,8 @@ def test_a_subclass_keeps_what_it_says_of_itself():
 
 
 def test_a_subclass_of_a_learnable_activation_must_redefine_its_training_passes():
-    with pytest.raises(TypeError, match="forward_param_"):
+    with pytest.raises(TypeError, match="Shifted is learnable, so its training uses "
+                                        "forward_param_"):
         class Shifted(PReLU):  # noqa: F841 - defining it is what raises
             def forward(self, z):
                 return super().forward(z) + 1.0
@@ -475,7 +476,7 @@ def test_equality_of_parameters_that_are_arrays():
                                  LeakyReLU(0.1), ELU(0.5), acts.Softplus(), acts.Exp()],
                          ids=repr)
 def test_inverse_undoes_forward_where_the_function_is_invertible(act):
-    z = np.linspace(-3, 3, 25)
+    z = np.linspace(-2.5, 2.5, 21)
     a = act.forward(z)
     if isinstance(act, ReLU):  # invertible above 0; below, the inverse starts alive
         z, a = z[z > 0], a[z > 0]
@@ -500,3 +501,14 @@ def test_sigmoid_and_tanh_derivatives_keep_their_tails():
         for side in (z, -z):
             np.testing.assert_allclose(act.derivative(side), exact, rtol=1e-13)
     assert acts.Tanh().derivative(np.array([1e3, -1e308])).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("act, beyond", [(acts.Tanh(), [-5.0, 1.0, 3.0]),
+                                         (acts.Softplus(), [-2.0, 0.0]),
+                                         (ELU(2.0), [-3.0, -2.0])])
+def test_a_mean_out_of_reach_starts_the_output_where_it_still_learns(act, beyond):
+    """The output bias of a mean the activation cannot reach: finite, and where g' is
+    still at least 1 % of its peak (a saturated output would not learn)."""
+    bias = act.inverse(np.array(beyond))
+    assert np.isfinite(bias).all()
+    assert (act.derivative(bias) >= 0.0099 * act.max_derivative).all()

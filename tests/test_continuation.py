@@ -140,24 +140,37 @@ def test_a_first_fit_that_fails_leaves_the_estimator_unfitted():
 
 
 # ---------------------------------------------------------------- rows of weight 0
+@pytest.mark.parametrize("solver", [dict(solver="adam"),
+                                    dict(solver="sgd", learning_rate="invscaling")],
+                         ids=["adam", "sgd invscaling"])
 @pytest.mark.parametrize("n_jobs", [None, 2])
-def test_batches_whose_weights_sum_to_zero_are_skipped(n_jobs):
-    """They have no objective (0 / 0): no step and no loss term, so the fit is that of
-    the weighted rows alone."""
+def test_batches_whose_weights_sum_to_zero_are_skipped(n_jobs, solver):
+    """They have no objective (0 / 0): no step, no loss term and no rows seen (t_, the
+    clock of invscaling), so the fit is that of the weighted rows alone."""
     sw = np.r_[np.ones(10), np.zeros(30)]
-    params = dict(SMALL, batch_size=5, shuffle=False, n_jobs=n_jobs)
+    params = dict(SMALL, batch_size=5, shuffle=False, n_jobs=n_jobs, **solver)
     est = _quiet(MLPScratchRegressor(**params).fit, X, Y_REG, sample_weight=sw)
     alone = _quiet(MLPScratchRegressor(**params).fit, X[:10], Y_REG[:10])
+    assert est.t_ == alone.t_ == 10 * est.n_iter_
     np.testing.assert_allclose(est.loss_curve_, alone.loss_curve_, rtol=1e-12)
     for a, b in zip(est.coefs_ + est.intercepts_, alone.coefs_ + alone.intercepts_):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
-def test_shuffled_batches_of_weight_zero_are_skipped_alike_by_a_team():
-    sw = np.r_[np.ones(8), np.zeros(32)]
-    params = dict(SMALL, batch_size=4, max_iter=6)
-    one, team = (_quiet(MLPScratchClassifier(n_jobs=n_jobs, **params).fit, X, Y_CLS,
-                        sample_weight=sw) for n_jobs in (None, 2))
+@pytest.mark.parametrize("n_jobs", [2, 3])
+def test_shuffled_batches_of_weight_zero_are_skipped_alike_by_a_team(n_jobs):
+    """Most batches skipped, the epoch's last ones too: no process may still read the
+    epoch's order while process 0 shuffles the next one (it once did, and the processes
+    went out of step)."""
+    rng = np.random.RandomState(0)
+    X_big = rng.randn(400, 4)
+    y_big = X_big @ np.array([1.0, 2.0, 0.0, 1.0])
+    sw = np.zeros(400)
+    sw[[5, 17, 50, 90, 119]] = 1.0
+    params = dict(hidden_layer_sizes=(6,), solver="sgd", batch_size=2, max_iter=10,
+                  random_state=0)
+    one, team = (_quiet(MLPScratchRegressor(n_jobs=jobs, **params).fit, X_big, y_big,
+                        sample_weight=sw) for jobs in (None, n_jobs))
     assert np.isfinite(one.loss_curve_).all()
     np.testing.assert_allclose(team.loss_curve_, one.loss_curve_, rtol=1e-12)
 
@@ -210,3 +223,80 @@ def test_verbose_early_stopping_prints_each_validation_score(capsys):
     lines = capsys.readouterr().out.splitlines()
     scores = [line for line in lines if line.startswith("Validation score: ")]
     assert scores == [f"Validation score: {s:f}" for s in est.validation_scores_]
+
+
+def _fail_in_epoch(monkeypatch, epoch, exc=RuntimeError("boom")):
+    """Make the ``epoch``-th epoch from now raise ``exc``."""
+    run_epoch = _base.BaseMLPScratch._run_epoch
+    calls = []
+
+    def failing(self, *args):
+        calls.append(1)
+        if len(calls) == epoch:
+            raise exc
+        return run_epoch(self, *args)
+
+    monkeypatch.setattr(_base.BaseMLPScratch, "_run_epoch", failing)
+
+
+def test_a_continued_fit_that_fails_before_updating_keeps_the_old_network(monkeypatch):
+    est = _quiet(MLPScratchRegressor(warm_start=True, **SMALL).fit, X, Y_REG)
+    before, pred = _snapshot(est), est.predict(X)
+    _fail_in_epoch(monkeypatch, 1)
+    with pytest.raises(RuntimeError, match="boom"):
+        est.set_params(activation="tanh").fit(X, Y_REG)
+    assert _snapshot(est) == before and est.activations_[0].name == "relu"
+    np.testing.assert_array_equal(est.predict(X), pred)
+    assert not {"_best_params", "_last_finite", "_epoch_start"} & set(vars(est))
+
+
+def test_a_continued_fit_that_fails_after_updating_keeps_what_it_trained(monkeypatch):
+    """Its weights were trained with the new activation: they keep it."""
+    est = _quiet(MLPScratchRegressor(warm_start=True, **SMALL).fit, X, Y_REG)
+    coefs = est.coefs_[0].copy()
+    _fail_in_epoch(monkeypatch, 2)
+    with pytest.raises(RuntimeError, match="boom"):
+        est.set_params(activation="tanh", early_stopping=True).fit(X, Y_REG)
+    assert est.activations_[0].name == "tanh" and not np.array_equal(coefs, est.coefs_[0])
+    hidden = np.tanh(X @ est.coefs_[0] + est.intercepts_[0])
+    np.testing.assert_allclose(est.predict(X),
+                               (hidden @ est.coefs_[1] + est.intercepts_[1]).ravel())
+    assert not {"_best_params", "_last_finite", "_epoch_start"} & set(vars(est))
+
+
+def test_an_interrupt_with_early_stopping_keeps_its_records_in_step(monkeypatch):
+    _fail_in_epoch(monkeypatch, 3, KeyboardInterrupt())
+    est = MLPScratchClassifier(early_stopping=True, **dict(SMALL, max_iter=10))
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        est.fit(X, Y_CLS)
+    assert est.n_iter_ == len(est.loss_curve_) == len(est.validation_scores_) == 2
+
+
+def test_an_interrupted_team_leaves_no_optimizer_ahead_of_the_weights(monkeypatch):
+    est = MLPScratchClassifier(n_jobs=2, **dict(SMALL, batch_size=4))
+    est.partial_fit(X, Y_CLS, classes=[0, 1])
+    _fail_in_epoch(monkeypatch, 1, KeyboardInterrupt())
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        est.partial_fit(X, Y_CLS)
+    assert est._optimizer is None  # a new one at the next call
+    monkeypatch.undo()
+    est.partial_fit(X, Y_CLS)
+    assert np.isfinite(est.predict_proba(X)).all()
+
+
+def test_an_interrupted_lbfgs_refit_leaves_the_earlier_model(monkeypatch):
+    est = _quiet(MLPScratchRegressor(solver="lbfgs", **SMALL).fit, X, Y_REG)
+    before, pred = _snapshot(est), est.predict(X)
+    loss_grad, calls = _base.Network.loss_grad, []
+
+    def interrupted(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return loss_grad(self, *args)
+
+    monkeypatch.setattr(_base.Network, "loss_grad", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, Y_REG)
+    assert _snapshot(est) == before
+    np.testing.assert_array_equal(est.predict(X), pred)

@@ -135,6 +135,23 @@ def test_diagnose_refuses_targets_the_model_cannot_have(data, y, match):
         diagnose(est, X, y)
 
 
+def test_diagnose_refuses_targets_of_another_kind_than_the_fitted_ones(data):
+    X, y = data
+    Y = np.column_stack([y, 1 - y, y])
+    multilabel = _fit(MLPScratchClassifier((4,), max_iter=2, random_state=0), X, Y)
+    with pytest.raises(ValueError, match="y is multiclass, but the model was fitted on "
+                                         "multilabel-indicator"):
+        diagnose(multilabel, X, np.arange(len(X)) % 3)
+    binary = _fit(MLPScratchClassifier((4,), max_iter=2, random_state=0), X, y)
+    with pytest.raises(ValueError, match="y is multilabel-indicator, but the model was "
+                                         "fitted on binary"):
+        diagnose(binary, X, Y[:, :2])
+    reg = _fit(MLPScratchRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0),
+               X, y * 1.5)
+    with pytest.raises(ValueError, match="y contains NaN"):
+        diagnose(reg, X, np.where(np.arange(len(X)) == 3, np.nan, 1.0))
+
+
 def test_diagnose_wants_y_with_sample_weight(data):
     X, y = data
     est = _fit(MLPScratchClassifier((4,), max_iter=2, random_state=0), X, y)

@@ -539,6 +539,28 @@ def test_a_first_fit_that_fails_in_a_team_leaves_no_model(forks, no_kill, monkey
     assert est.get_params() == _clf(n_jobs=2).get_params()
 
 
+@pytest.mark.parametrize("where", ["_wait_until_left", "_reap", "_leave_shared_memory"])
+def test_an_interrupt_while_the_team_stops_leaves_nothing_behind(
+        where, forks, blas_two, no_kill, monkeypatch):
+    """Ctrl-C may land in the team's cleanup itself: each step still runs."""
+    est = _warm_started(2)
+    owner = _processes if where == "_reap" else _processes.ProcessTeam
+    original = getattr(owner, where)
+
+    def interrupted(*args):
+        original(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(owner, where, interrupted)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        est.fit(X, Y_CLS)  # which keeps the model trained so far
+    monkeypatch.undo()
+    assert np.isfinite(est.predict_proba(X)).all()
+    _assert_reaped(forks)
+    assert _blas_threads() == blas_two
+    _assert_private(est)
+
+
 def _warm_started(n_jobs):
     """A model fitted in one process, whose next fit continues in a team of ``n_jobs``:
     a failure there leaves the model it trained on (the arrays checked private)."""

@@ -27,7 +27,8 @@ TARGETS = ["binary", "multiclass", "multilabel", "regression", "multioutput",
 CLEAR_ERRORS = re.compile(
     "Solver produced non-finite parameter weights|sum to zero|"
     "at least one non-zero|needs samples of at least 2 classes|"
-    "contains only one class|n_samples=")
+    "contains only one class|n_samples=|"
+    "below the smallest normal|which the objective cannot be divided by")
 
 
 def _x_elements(dtype):

@@ -112,6 +112,8 @@ BAD_WEIGHTS = [
     ("sum overflows", np.full(30, 1e308), "sum to inf, which the objective cannot be "
                                           "divided by"),
     ("sum subnormal", np.full(30, 1e-320), "which the objective cannot be divided by"),
+    ("some subnormal", np.r_[np.ones(20), np.full(10, 1e-320)],
+     "A sample weight .* of 9.99989e-321 is below the smallest normal float64"),
 ]
 
 
@@ -320,7 +322,7 @@ class _Returns(Initializer):
 @pytest.mark.parametrize("what, problem", [
     ("shape", r"an array of shape \(2, 2\) and dtype float64"),
     ("scalar", r"an array of shape \(1,\) and dtype float64"), ("none", "a NoneType"),
-    ("nan", "non-finite weights"),
+    ("nan", "weights that are not finite in float64"),
     ("complex", r"an array of shape \(3, 4\) and dtype complex128"),
 ])
 def test_an_initializer_returning_the_wrong_weights_is_named(what, problem):
@@ -328,6 +330,18 @@ def test_an_initializer_returning_the_wrong_weights_is_named(what, problem):
                                          rf"{problem} for a layer of 3 inputs and 4 "
                                          r"units: .* = \(3, 4\)"):
         MLPScratchRegressor(init=_Returns(what), **SMALL).fit(X, Y_REG)
+
+
+def test_initial_weights_beyond_float32_are_named_for_float32_input():
+    class Huge(Initializer):
+        def __call__(self, fan_in, fan_out, random_state):
+            return np.full((fan_in, fan_out), 1e39)  # finite in float64
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match=r"init=Huge\(\) returned weights that are "
+                                             "not finite in float32"):
+            MLPScratchRegressor(init=Huge(), **SMALL).fit(X.astype(np.float32), Y_REG)
 
 
 def test_early_stopping_on_too_little_data_names_n_samples():
