@@ -161,12 +161,17 @@ class BaseMLPScratch(BaseEstimator):
             # a fit that fails leaves the model it would have replaced (or none), and so
             # does a continued one that has not updated it yet; one that has keeps what
             # it trained, with the network it trained with
-            if first_pass or not self._updating:
+            restored = first_pass or not self._updating
+            stale = self.__dict__.get("_stale_optimizer", False)
+            if restored:
                 self.__dict__.clear()
                 self.__dict__.update(saved)
+            if stale and not (restored and (first_pass or not incremental)):
+                self._optimizer = None  # a team's moments took steps the weights did not
             raise
         finally:
-            for name in ("_updating", "_best_params", "_last_finite", "_epoch_start"):
+            for name in ("_updating", "_stale_optimizer", "_best_params", "_last_finite",
+                         "_epoch_start"):
                 self.__dict__.pop(name, None)  # the training loop's, whatever happened
             network.release()
         return self
@@ -455,11 +460,14 @@ class BaseMLPScratch(BaseEstimator):
         net, opt, params = self._network, self._optimizer, self._params
         shuffled = self.shuffle and batch_size < n
         if team is not None:
-            self._updating = True  # the team's first batch updates the moments in place
+            # the team updates the optimizer's moments in place from its first batch
+            # (stale if it fails), and the weights here when its epoch is over
+            self._stale_optimizer = True
             loss, rows = team.run_epoch(self._random_state if shuffled else None)
             if math.isfinite(loss):  # as _diverged keeps the epoch's start
                 np.copyto(self._last_finite, params)
             team.fetch_params()
+            self._updating, self._stale_optimizer = True, False
             return loss, rows
         order = self._random_state.permutation(n) if shuffled else None
         total, rows, first = 0.0, 0, not self._updating
@@ -600,14 +608,21 @@ class BaseMLPScratch(BaseEstimator):
             if self.verbose:
                 print(f"Iteration {len(self.loss_curve_)}, loss = {loss:.8f}")
 
-        self._updating = True  # fun writes each point it evaluates into params
-        result = lbfgs(fun, x0.copy(), self.max_iter, self.max_fun, self.tol,
-                       on_iteration)
-        diverged = not np.isfinite(result.x).all() or not np.isfinite(result.fun)
-        if diverged:
-            if not last_finite:
-                params[...] = x0  # leave the weights as they were, not NaN
+        epochs_before = len(self.loss_curve_)
+        try:
+            result = lbfgs(fun, x0.copy(), self.max_iter, self.max_fun, self.tol,
+                           on_iteration)
+            diverged = not np.isfinite(result.x).all() or not np.isfinite(result.fun)
+            if diverged and not last_finite:
                 raise ValueError(_NONFINITE_MSG)
+        except BaseException:
+            # fun wrote the points it tried into params: a failed (or interrupted)
+            # search leaves the weights, and the loss curve, as they were
+            params[...] = x0
+            del self.loss_curve_[epochs_before:]
+            raise
+        self._updating = True
+        if diverged:
             warnings.warn(
                 f"lbfgs diverged: the loss became {result.fun}. The input is likely "
                 "not scaled (try StandardScaler). The last weights with a finite loss "

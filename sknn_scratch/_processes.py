@@ -157,28 +157,28 @@ class ProcessTeam:
 
     # ---------------------------------------------------------------- lifetime
     def __enter__(self):
-        opt = self.optimizer
-        for name in opt.STATE:  # moved, not copied: no second copy alive meanwhile
-            private = getattr(opt, name)
-            setattr(opt, name, _shared(private.shape, private.dtype))
-            getattr(opt, name)[...] = private
-            del private
-        self._entered = True
-        last_team_memory.update(shared_bytes=self.shared_bytes, forked_peaks=[],
-                                peak_bytes=0)
-        # one BLAS thread per process: the team is the parallelism. numpy's BLAS only,
-        # which the team calls; not scipy's: raising a limit back makes OpenBLAS start
-        # a new thread, which spins a core for about 0.1 s, and scipy's, which nothing
-        # puts to work, slowed whatever this process ran next (scikit-learn's next fit
-        # took 15-18 ms longer)
-        self._limits = numpy_blas_pool().limit(limits=1)
-        # read here, not in the forked process: by the time it runs, this one may
-        # already have given its first command
-        self._commands = int(self.control[_CMD])
         # an earlier team's processes are being reaped by a thread: a process that
         # forks while it has other threads may deadlock its child (Python 3.12 warns)
         join_reapers()
+        opt = self.optimizer
+        self._entered = True  # from here on, __exit__ undoes what is done (Ctrl-C too)
         try:
+            for name in opt.STATE:  # moved, not copied: no second copy alive meanwhile
+                private = getattr(opt, name)
+                setattr(opt, name, _shared(private.shape, private.dtype))
+                getattr(opt, name)[...] = private
+                del private
+            last_team_memory.update(shared_bytes=self.shared_bytes, forked_peaks=[],
+                                    peak_bytes=0)
+            # one BLAS thread per process: the team is the parallelism. numpy's BLAS
+            # only, which the team calls; not scipy's: raising a limit back makes
+            # OpenBLAS start a new thread, which spins a core for about 0.1 s, and
+            # scipy's, which nothing puts to work, slowed whatever this process ran
+            # next (scikit-learn's next fit took 15-18 ms longer)
+            self._limits = numpy_blas_pool().limit(limits=1)
+            # read here, not in the forked process: by the time it runs, this one may
+            # already have given its first command
+            self._commands = int(self.control[_CMD])
             for rank in range(1, self.k):
                 pid = os.fork()
                 if pid == 0:  # pragma: no cover - runs in the forked process
@@ -197,6 +197,9 @@ class ProcessTeam:
         try:
             self._wait_until_left(pids)
         finally:
+            for pid, rank in pids.items():  # an interrupted wait: none may be left over
+                if not self.left[rank]:  # (the reaper would wait for it forever)
+                    os.kill(pid, signal.SIGKILL)
             try:
                 # the kernel takes 4-7 ms to tear a process down once it has called
                 # _exit: reaped by a thread, so that the fit need not wait

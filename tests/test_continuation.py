@@ -300,3 +300,31 @@ def test_an_interrupted_lbfgs_refit_leaves_the_earlier_model(monkeypatch):
         est.fit(X, Y_REG)
     assert _snapshot(est) == before
     np.testing.assert_array_equal(est.predict(X), pred)
+
+
+@pytest.mark.parametrize("failure", ["interrupt", "no finite loss"])
+def test_a_continued_lbfgs_fit_that_fails_leaves_the_model_as_it_was(failure,
+                                                                      monkeypatch):
+    """lbfgs writes each point it tries into the weights: a search that fails or is
+    interrupted puts them back, with the loss curve and the network."""
+    est = _quiet(MLPScratchRegressor(solver="lbfgs", warm_start=True, **SMALL).fit,
+                 X, Y_REG)
+    before, pred = _snapshot(est), est.predict(X)
+    est.set_params(activation="tanh" if failure == "interrupt" else "identity")
+    if failure == "interrupt":
+        loss_grad, calls = _base.Network.loss_grad, []
+
+        def interrupted(self, *args):
+            calls.append(1)
+            if len(calls) == 5:
+                raise KeyboardInterrupt
+            return loss_grad(self, *args)
+
+        monkeypatch.setattr(_base.Network, "loss_grad", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            est.fit(X, Y_REG)
+    else:
+        with pytest.raises(ValueError, match="Solver produced non-finite"):
+            est.fit(X * 1e305, Y_REG)
+    assert _snapshot(est) == before and est.activations_[0].name == "relu"
+    np.testing.assert_array_equal(est.predict(X), pred)

@@ -561,6 +561,66 @@ def test_an_interrupt_while_the_team_stops_leaves_nothing_behind(
     _assert_private(est)
 
 
+def _state(est):
+    """What a fit sets on a model, as bytes (the optimizer included)."""
+    params = est.get_params(deep=False)
+    return pickle.dumps({k: v for k, v in vars(est).items()
+                         if k not in params and k not in ("_params", "_views")})
+
+
+def test_a_warm_start_whose_team_fails_before_its_first_epoch_ends_changes_nothing(
+        forks, no_kill, monkeypatch):
+    est = _warm_started(2)
+    before = _state(est)
+    _hook_data_grad(monkeypatch, _child_raises)
+    with pytest.raises(TeamFailure):
+        est.set_params(activation="tanh").fit(X, Y_CLS)
+    _assert_reaped(forks)
+    assert _state(est) == before and est.activations_[0].name == "relu"
+
+
+def test_a_partial_fit_whose_team_fails_drops_the_moments_it_moved_ahead(
+        forks, no_kill, monkeypatch):
+    est = _clf(n_jobs=2).partial_fit(X, Y_CLS, classes=np.unique(Y_CLS))
+    coefs = [c.copy() for c in est.coefs_]
+    calls = []
+
+    def child_fails_late(in_parent):
+        if not in_parent:
+            calls.append(1)
+            if len(calls) == 4:
+                raise FloatingPointError("boom")
+
+    _hook_data_grad(monkeypatch, child_fails_late)
+    with pytest.raises(TeamFailure):
+        est.partial_fit(X, Y_CLS)
+    _assert_reaped(forks)
+    for a, b in zip(est.coefs_, coefs):  # the weights of the epoch's start
+        np.testing.assert_array_equal(a, b)
+    assert est._optimizer is None  # its moments took steps these weights did not
+    monkeypatch.undo()
+    est.partial_fit(X, Y_CLS)
+    assert np.isfinite(est.predict_proba(X)).all()
+
+
+def test_an_interrupted_wait_for_the_team_stops_its_processes(forks, blas_two,
+                                                              monkeypatch):
+    """Ctrl-C before the processes have left: they are stopped, not left running for
+    a reaper that would wait for them forever."""
+    est = _warm_started(2)
+
+    def interrupted(self, pids):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_processes.ProcessTeam, "_wait_until_left", interrupted)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        est.fit(X, Y_CLS)
+    monkeypatch.undo()
+    _assert_reaped(forks)
+    assert _blas_threads() == blas_two
+    _assert_private(est)
+
+
 def _warm_started(n_jobs):
     """A model fitted in one process, whose next fit continues in a team of ``n_jobs``:
     a failure there leaves the model it trained on (the arrays checked private)."""
