@@ -478,9 +478,11 @@ class BaseMLPScratch(BaseEstimator):
                 continue  # rows of weight 0 have no objective: no step, no loss term
             total += net.loss_grad(params, Xb, Yb, swb, self.alpha, grad) * (stop - start)
             rows += stop - start
+            if first:  # the model changes from here on: a failure keeps it (and drops
+                self._updating = self._stale_optimizer = True  # an optimizer mid-step)
             opt.step(params, grad)
-            if first:  # the model has changed: a failure from here on keeps it
-                self._updating, first = True, False
+            if first:
+                self._stale_optimizer, first = False, False
         return total / rows, rows
 
     def _diverged(self, val):
@@ -621,19 +623,22 @@ class BaseMLPScratch(BaseEstimator):
             params[...] = x0
             del self.loss_curve_[epochs_before:]
             raise
-        self._updating = True
+        bad_loss = result.fun
         if diverged:
-            warnings.warn(
-                f"lbfgs diverged: the loss became {result.fun}. The input is likely "
-                "not scaled (try StandardScaler). The last weights with a finite loss "
-                "were kept.", ConvergenceWarning)
             result.x, result.fun = last_finite
         params[...] = result.x
+        self._updating = True
         self.n_iter_ = min(int(result.nit), self.max_iter)
         self.t_ += X.shape[0] * self.n_iter_
         self.loss_ = float(result.fun)
         self.best_loss_ = min([self.loss_, *self.loss_curve_])
-        if result.status != 0 and not diverged:  # a divergence was reported above
+        # warned once the model is whole: a warning turned into an error keeps it
+        if diverged:
+            warnings.warn(
+                f"lbfgs diverged: the loss became {bad_loss}. The input is likely "
+                "not scaled (try StandardScaler). The last weights with a finite loss "
+                "were kept.", ConvergenceWarning)
+        elif result.status != 0:
             warnings.warn(
                 f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
                 f"(status={result.status}): {result.message}. Increase max_iter or "

@@ -28,6 +28,7 @@ order in which a batch's gradient terms are summed differs, so a fit agrees with
 one-process fit to rounding, and equals bitwise every fit with the same ``n_jobs``.
 """
 
+import contextlib
 import mmap
 import os
 import pickle
@@ -180,10 +181,18 @@ class ProcessTeam:
             # already have given its first command
             self._commands = int(self.control[_CMD])
             for rank in range(1, self.k):
-                pid = os.fork()
-                if pid == 0:  # pragma: no cover - runs in the forked process
-                    self._serve(rank)
-                self._pids[pid] = rank
+                # Ctrl-C goes to the forked process too: blocked across the fork, so
+                # that it cannot interrupt the forked process before it ignores it
+                # (and run on as a copy of this program), nor this one before it
+                # knows the new process
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+                try:
+                    pid = os.fork()
+                    if pid == 0:  # pragma: no cover - runs in the forked process
+                        self._serve(rank)  # ignores SIGINT, which stays blocked
+                    self._pids[pid] = rank
+                finally:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -191,28 +200,32 @@ class ProcessTeam:
 
     def __exit__(self, *exc):
         self.control[_ABORT] = 1  # the forked processes exit when they see it
-        # every step runs whatever interrupts the one before (Ctrl-C may land here):
-        # no process left unreaped, no thread limit or shared memory left behind
         pids, self._pids = self._pids, {}
-        try:
-            self._wait_until_left(pids)
-        finally:
-            for pid, rank in pids.items():  # an interrupted wait: none may be left over
-                if not self.left[rank]:  # (the reaper would wait for it forever)
-                    os.kill(pid, signal.SIGKILL)
-            try:
-                # the kernel takes 4-7 ms to tear a process down once it has called
-                # _exit: reaped by a thread, so that the fit need not wait
-                _reap(list(pids))
-            finally:
-                try:
-                    if self._limits is not None:
-                        self._limits.restore_original_limits()
-                        self._limits = None
-                finally:
-                    if self._entered:
-                        self._leave_shared_memory()
+        # every step runs whatever interrupts the one before (Ctrl-C may land here):
+        # no process left running or unreaped, no thread limit or shared memory left
+        _each([
+            lambda: self._wait_until_left(pids),
+            lambda: self._stop_left_over(pids),
+            # the kernel takes 4-7 ms to tear a process down once it has called _exit:
+            # reaped by a thread, so that the fit need not wait
+            lambda: _reap(list(pids)),
+            self._restore_limits,
+            lambda: self._leave_shared_memory() if self._entered else None,
+        ])
         return False
+
+    def _stop_left_over(self, pids):
+        """Kill those of ``pids`` that have not left (an interrupted wait): the thread
+        that reaps them would wait forever for a stuck one."""
+        for pid, rank in pids.items():
+            if not self.left[rank]:
+                with contextlib.suppress(ProcessLookupError):  # reaped meanwhile
+                    os.kill(pid, signal.SIGKILL)
+
+    def _restore_limits(self):
+        if self._limits is not None:
+            self._limits.restore_original_limits()
+            self._limits = None
 
     def _wait_until_left(self, pids):
         """Wait until each forked process says it no longer touches shared memory;
@@ -470,6 +483,18 @@ class ProcessTeam:
 _reapers = []
 
 
+def _each(steps):
+    """Call every step, whatever the ones before raise; then raise the first error."""
+    error = None
+    for step in steps:
+        try:
+            step()
+        except BaseException as exc:  # noqa: BLE001 - raised once all steps have run
+            error = exc if error is None else error
+    if error is not None:
+        raise error
+
+
 def _reap(pids):
     """Collect the exit status of ``pids``, which are exiting, in a thread."""
     if not pids:
@@ -492,7 +517,8 @@ def join_reapers():
     """Wait until the processes of every finished team are reaped (they have left
     by then, and exit within milliseconds)."""
     while _reapers:
-        _reapers.pop().join()
+        _reapers[-1].join()  # then dropped: a Ctrl-C in the join leaves it listed
+        _reapers.pop()
 
 
 def _write(buffer, obj):

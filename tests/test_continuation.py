@@ -328,3 +328,50 @@ def test_a_continued_lbfgs_fit_that_fails_leaves_the_model_as_it_was(failure,
             est.fit(X * 1e305, Y_REG)
     assert _snapshot(est) == before and est.activations_[0].name == "relu"
     np.testing.assert_array_equal(est.predict(X), pred)
+
+
+def test_a_failure_inside_the_first_step_keeps_the_model_and_drops_the_optimizer(
+        monkeypatch):
+    """The step changes the moments, then the weights: one that fails half-way leaves
+    an optimizer out of step with the weights, which the next call must not reuse."""
+    est = MLPScratchRegressor(**SMALL).partial_fit(X, Y_REG)
+    update = _base.Adam.update
+
+    def half_way(self, params, grad, m, v, *scalars):
+        m *= self.beta_1  # a first pass, then the failure
+        raise FloatingPointError("underflow")
+
+    monkeypatch.setattr(_base.Adam, "update", half_way)
+    with pytest.raises(FloatingPointError):
+        est.partial_fit(X, Y_REG)
+    assert est._optimizer is None
+    monkeypatch.setattr(_base.Adam, "update", update)
+    est.partial_fit(X, Y_REG)
+    assert np.isfinite(est.predict(X)).all()
+
+
+def test_a_divergence_warning_turned_error_keeps_the_last_finite_lbfgs_weights(
+        monkeypatch):
+    est = _quiet(MLPScratchRegressor(solver="lbfgs", warm_start=True, **SMALL).fit,
+                 X, Y_REG)
+    loss_grad, calls, points = _base.Network.loss_grad, [], []
+
+    def diverging(self, params, *args):
+        calls.append(1)
+        value = loss_grad(self, params, *args)
+        points.append((params.copy(), value))
+        return np.inf if len(calls) >= 4 else value
+
+    monkeypatch.setattr(_base.Network, "loss_grad", diverging)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning, match="lbfgs diverged"):
+            est.set_params(max_iter=10).fit(X, Y_REG)
+    monkeypatch.undo()
+    # the model is whole: the latest finite iterate, its loss, its iteration count
+    assert est.n_iter_ == len(est.loss_curve_) - 4 and est.t_ == len(X) * (4 + est.n_iter_)
+    assert est.loss_ == est.loss_curve_[-2] == est.best_loss_
+    grad = np.empty_like(est._params)
+    loss = est._network.loss_grad(est._params, X, Y_REG[:, None], None, est.alpha, grad)
+    assert loss == pytest.approx(est.loss_, rel=1e-12)
+    assert np.isfinite(est.predict(X)).all()

@@ -621,6 +621,42 @@ def test_an_interrupted_wait_for_the_team_stops_its_processes(forks, blas_two,
     _assert_private(est)
 
 
+def test_an_interrupted_wait_after_a_process_was_reaped_still_cleans_up(
+        forks, blas_two, monkeypatch):
+    """Ctrl-C right after the wait reaped a process that died without saying it left:
+    killing it finds no process, and the cleanup goes on."""
+    est = _warm_started(2)
+
+    def reaped_then_interrupted(self, pids):
+        for pid, rank in pids.items():
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            self.left[rank] = 0
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_processes.ProcessTeam, "_wait_until_left",
+                        reaped_then_interrupted)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        est.fit(X, Y_CLS)
+    monkeypatch.undo()
+    _assert_reaped(forks)
+    assert _blas_threads() == blas_two
+    _assert_private(est)
+
+
+def test_a_forked_process_never_sees_ctrl_c(forks, no_kill, monkeypatch):
+    """SIGINT is blocked across the fork and stays blocked (and ignored) in the forked
+    process, which Ctrl-C must not turn into a copy of the user's program."""
+    def child_checks_sigint(in_parent):
+        if not in_parent:
+            assert signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+    _hook_data_grad(monkeypatch, child_checks_sigint)
+    _clf(n_jobs=2).fit(X, Y_CLS)  # a failed check would fail the team
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
 def _warm_started(n_jobs):
     """A model fitted in one process, whose next fit continues in a team of ``n_jobs``:
     a failure there leaves the model it trained on (the arrays checked private)."""
