@@ -423,7 +423,9 @@ class BaseMLPScratch(BaseEstimator):
             # stopped its processes on the way out, and its epoch's end is not fetched)
             warnings.warn("Training interrupted by user.")
             interrupted = True
-            if team is not None:  # its moments have taken steps the weights here have not
+            # a team's moments have taken steps the weights here have not; so have
+            # those of a step cut short
+            if team is not None or self.__dict__.get("_stale_optimizer"):
                 self._optimizer = None
             if self._last_finite is None:  # before the first epoch: nothing changed
                 self._last_finite = self._params.copy()
@@ -470,19 +472,25 @@ class BaseMLPScratch(BaseEstimator):
             self._updating, self._stale_optimizer = True, False
             return loss, rows
         order = self._random_state.permutation(n) if shuffled else None
-        total, rows, first = 0.0, 0, not self._updating
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            Xb, Yb, swb = gather(order, start, stop)
-            if swb is not None and not swb.sum() > 0:
-                continue  # rows of weight 0 have no objective: no step, no loss term
-            total += net.loss_grad(params, Xb, Yb, swb, self.alpha, grad) * (stop - start)
-            rows += stop - start
-            if first:  # the model changes from here on: a failure keeps it (and drops
-                self._updating = self._stale_optimizer = True  # an optimizer mid-step)
-            opt.step(params, grad)
-            if first:
-                self._stale_optimizer, first = False, False
+        total, rows, first, stepping = 0.0, 0, not self._updating, False
+        try:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                Xb, Yb, swb = gather(order, start, stop)
+                if swb is not None and not swb.sum() > 0:
+                    continue  # rows of weight 0 have no objective: no step, no loss term
+                total += (net.loss_grad(params, Xb, Yb, swb, self.alpha, grad)
+                          * (stop - start))
+                rows += stop - start
+                if first:  # the model changes from here on: a failure keeps it
+                    self._updating, first = True, False
+                stepping = True
+                opt.step(params, grad)
+                stepping = False
+        except BaseException:
+            if stepping:  # a step cut short: its moments are out of step with the weights
+                self._stale_optimizer = True
+            raise
         return total / rows, rows
 
     def _diverged(self, val):

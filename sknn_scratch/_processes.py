@@ -158,47 +158,55 @@ class ProcessTeam:
 
     # ---------------------------------------------------------------- lifetime
     def __enter__(self):
-        # an earlier team's processes are being reaped by a thread: a process that
-        # forks while it has other threads may deadlock its child (Python 3.12 warns)
-        join_reapers()
-        opt = self.optimizer
-        self._entered = True  # from here on, __exit__ undoes what is done (Ctrl-C too)
         try:
-            for name in opt.STATE:  # moved, not copied: no second copy alive meanwhile
-                private = getattr(opt, name)
-                setattr(opt, name, _shared(private.shape, private.dtype))
-                getattr(opt, name)[...] = private
-                del private
-            last_team_memory.update(shared_bytes=self.shared_bytes, forked_peaks=[],
-                                    peak_bytes=0)
-            # one BLAS thread per process: the team is the parallelism. numpy's BLAS
-            # only, which the team calls; not scipy's: raising a limit back makes
-            # OpenBLAS start a new thread, which spins a core for about 0.1 s, and
-            # scipy's, which nothing puts to work, slowed whatever this process ran
-            # next (scikit-learn's next fit took 15-18 ms longer)
-            self._limits = numpy_blas_pool().limit(limits=1)
-            # read here, not in the forked process: by the time it runs, this one may
-            # already have given its first command
-            self._commands = int(self.control[_CMD])
-            for rank in range(1, self.k):
-                # Ctrl-C goes to the forked process too: blocked across the fork, so
-                # that it cannot interrupt the forked process before it ignores it
-                # (and run on as a copy of this program), nor this one before it
-                # knows the new process
-                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-                try:
-                    pid = os.fork()
-                    if pid == 0:  # pragma: no cover - runs in the forked process
-                        self._serve(rank)  # ignores SIGINT, which stays blocked
-                    self._pids[pid] = rank
-                finally:
-                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        except BaseException:
+            with _sigint_deferred():  # forks and thread limits are set up whole
+                self._enter()
+        except BaseException:  # a Ctrl-C held back until now included: undone
             self.__exit__(None, None, None)
             raise
         return self
 
+    def _enter(self):
+        # an earlier team's processes are being reaped by a thread: a process that
+        # forks while it has other threads may deadlock its child (Python 3.12 warns)
+        join_reapers()
+        opt = self.optimizer
+        self._entered = True  # from here on, __exit__ has something to undo
+        for name in opt.STATE:  # moved, not copied: no second copy alive meanwhile
+            private = getattr(opt, name)
+            setattr(opt, name, _shared(private.shape, private.dtype))
+            getattr(opt, name)[...] = private
+            del private
+        last_team_memory.update(shared_bytes=self.shared_bytes, forked_peaks=[],
+                                peak_bytes=0)
+        # one BLAS thread per process: the team is the parallelism. numpy's BLAS only,
+        # which the team calls; not scipy's: raising a limit back makes OpenBLAS start
+        # a new thread, which spins a core for about 0.1 s, and scipy's, which nothing
+        # puts to work, slowed whatever this process ran next (scikit-learn's next fit
+        # took 15-18 ms longer)
+        self._limits = numpy_blas_pool().limit(limits=1)
+        # read here, not in the forked process: by the time it runs, this one may
+        # already have given its first command
+        self._commands = int(self.control[_CMD])
+        for rank in range(1, self.k):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the forked process
+                try:  # it never returns, not even through an error: never a copy of
+                    self._serve(rank)  # this program that runs on
+                finally:
+                    os._exit(1)
+            self._pids[pid] = rank
+
     def __exit__(self, *exc):
+        try:
+            with _sigint_deferred():
+                self._exit()
+        finally:
+            if self._pids or self._limits is not None or self._entered:
+                self._exit()  # a Ctrl-C came before the deferral took hold: again
+        return False
+
+    def _exit(self):
         self.control[_ABORT] = 1  # the forked processes exit when they see it
         pids, self._pids = self._pids, {}
         # every step runs whatever interrupts the one before (Ctrl-C may land here):
@@ -212,7 +220,6 @@ class ProcessTeam:
             self._restore_limits,
             lambda: self._leave_shared_memory() if self._entered else None,
         ])
-        return False
 
     def _stop_left_over(self, pids):
         """Kill those of ``pids`` that have not left (an interrupted wait): the thread
@@ -484,15 +491,42 @@ _reapers = []
 
 
 def _each(steps):
-    """Call every step, whatever the ones before raise; then raise the first error."""
-    error = None
+    """Call every step, whatever the ones before raise; then raise the first error (a
+    KeyboardInterrupt or the like before any ordinary exception)."""
+    errors = []
     for step in steps:
         try:
             step()
         except BaseException as exc:  # noqa: BLE001 - raised once all steps have run
-            error = exc if error is None else error
-    if error is not None:
-        raise error
+            errors.append(exc)
+    if errors:
+        raise next((e for e in errors if not isinstance(e, Exception)), errors[0])
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Ctrl-C held back until the block is done, then delivered: a team's setup and
+    cleanup run whole. Python runs a SIGINT handler in the main thread only, whichever
+    thread the signal reaches (blocking it there would not do), so a handler that
+    notes the signal stands in for the block's duration; a forked process inherits it
+    until it ignores SIGINT."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # KeyboardInterrupt is raised in the main thread only
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:  # a handler that Python did not install: left alone
+        yield
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(signal.SIGINT, received[0])  # the default raises KeyboardInterrupt
+        elif received and previous == signal.SIG_DFL:  # pragma: no cover - unusual
+            signal.raise_signal(signal.SIGINT)
 
 
 def _reap(pids):

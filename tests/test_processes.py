@@ -644,17 +644,47 @@ def test_an_interrupted_wait_after_a_process_was_reaped_still_cleans_up(
     _assert_private(est)
 
 
-def test_a_forked_process_never_sees_ctrl_c(forks, no_kill, monkeypatch):
-    """SIGINT is blocked across the fork and stays blocked (and ignored) in the forked
-    process, which Ctrl-C must not turn into a copy of the user's program."""
+def test_a_forked_process_ignores_ctrl_c(forks, no_kill, monkeypatch):
     def child_checks_sigint(in_parent):
         if not in_parent:
-            assert signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
     _hook_data_grad(monkeypatch, child_checks_sigint)
     _clf(n_jobs=2).fit(X, Y_CLS)  # a failed check would fail the team
-    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("when", ["fork", "reap"])
+def test_ctrl_c_while_the_team_starts_or_stops_waits_until_it_is_done(
+        when, forks, blas_two, no_kill, monkeypatch):
+    """A Ctrl-C that arrives while the team forks (or stops) is held back until the
+    team is whole (or gone), then interrupts the fit as usual: no process is left
+    unknown or unreaped, no thread limit is left behind."""
+    est = _warm_started(2)
+    if when == "fork":
+        fork = os.fork  # the fixture's counting fork
+
+        def ctrl_c_then_fork():
+            os.kill(os.getpid(), signal.SIGINT)
+            return fork()
+
+        monkeypatch.setattr(os, "fork", ctrl_c_then_fork)
+    else:
+        reap = _processes._reap
+
+        def ctrl_c_then_reap(pids):
+            os.kill(os.getpid(), signal.SIGINT)
+            reap(pids)
+
+        monkeypatch.setattr(_processes, "_reap", ctrl_c_then_reap)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        est.fit(X, Y_CLS)
+    monkeypatch.undo()
+    assert len(forks) == 1
+    _assert_reaped(forks)
+    assert _blas_threads() == blas_two
+    _assert_private(est)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def _warm_started(n_jobs):
