@@ -40,15 +40,19 @@ _COMMON_DOC = """
     shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
     early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change,
     max_fun :
-        As in scikit-learn's MLP, with the same defaults and meaning.
+        As in scikit-learn's MLP, with the same defaults and meaning. A warm-started
+        ``fit`` (and ``partial_fit``) continues from the fitted weights with the
+        parameters as they are now: a changed ``activation`` or ``output_activation``
+        is trained with; other ``hidden_layer_sizes`` raise a ``ValueError``. A
+        mini-batch whose sample weights are all 0 is skipped (no step, no loss term).
     n_jobs : int or None, default=None
         Processes that share each mini-batch of ``sgd`` / ``adam`` (None is 1, -1 every
         CPU this process may run on): this one and ``n_jobs - 1`` forked for the fit,
         each with one BLAS thread, computing the gradient of its share of the rows and
-        updating its share of the parameters. Worth it from a few thousand rows (on 2 cores the
-        README's large case trains 1.3-1.6x faster), not on a few hundred. The result
-        agrees with ``n_jobs=None`` to rounding (the gradient's terms are summed in
-        another order) and is the same at every run with the same ``n_jobs``.
+        updating its share of the parameters. Worth it from a few thousand rows (on 2
+        cores the README's large case trains 1.3-1.6x faster), not on a few hundred. The
+        result agrees with ``n_jobs=None`` to rounding (the gradient's terms are summed
+        in another order) and is the same at every run with the same ``n_jobs``.
         ``lbfgs``, whose full-batch products BLAS already spreads over the cores,
         ignores it; so do platforms without ``os.fork`` (with a warning). Leave it at
         None when fits already run in parallel (``GridSearchCV(n_jobs=...)``).
