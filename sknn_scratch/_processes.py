@@ -141,7 +141,7 @@ class ProcessTeam:
         self.error = _shared((n_procs, _MSG_BYTES), np.uint8)
         self._entered = False
         self._pids = {}  # forked process id -> its rank
-        self._limits = None
+        self._limited = False  # holds a share of the BLAS limit (_limit_blas)
         self._synced = 0  # meetings so far
         self._commands = 0  # commands given when the team forked
         self._traced_at_fork = 0
@@ -184,7 +184,8 @@ class ProcessTeam:
         # a new thread, which spins a core for about 0.1 s, and scipy's, which nothing
         # puts to work, slowed whatever this process ran next (scikit-learn's next fit
         # took 15-18 ms longer)
-        self._limits = numpy_blas_pool().limit(limits=1)
+        _limit_blas()
+        self._limited = True
         # read here, not in the forked process: by the time it runs, this one may
         # already have given its first command
         self._commands = int(self.control[_CMD])
@@ -202,7 +203,7 @@ class ProcessTeam:
             with _sigint_deferred():
                 self._exit()
         finally:
-            if self._pids or self._limits is not None or self._entered:
+            if self._pids or self._limited or self._entered:
                 self._exit()  # a Ctrl-C came before the deferral took hold: again
         return False
 
@@ -230,9 +231,9 @@ class ProcessTeam:
                     os.kill(pid, signal.SIGKILL)
 
     def _restore_limits(self):
-        if self._limits is not None:
-            self._limits.restore_original_limits()
-            self._limits = None
+        if self._limited:
+            self._limited = False
+            _unlimit_blas()
 
     def _wait_until_left(self, pids):
         """Wait until each forked process says it no longer touches shared memory;
@@ -489,6 +490,28 @@ class ProcessTeam:
 # threads waiting for the processes of finished teams to exit (see join_reapers)
 _reapers = []
 
+# teams alive in this process (fits in threads) and the BLAS limit they share: the
+# first sets it, the last puts the original back (each doing both would leave the
+# original at 1 when two teams overlap)
+_blas_limit = {"teams": 0, "limiter": None}
+_blas_limit_lock = threading.Lock()
+
+
+def _limit_blas():
+    """One numpy BLAS thread while a team (any team of this process) runs."""
+    with _blas_limit_lock:
+        if _blas_limit["teams"] == 0:
+            _blas_limit["limiter"] = numpy_blas_pool().limit(limits=1)
+        _blas_limit["teams"] += 1
+
+
+def _unlimit_blas():
+    with _blas_limit_lock:
+        _blas_limit["teams"] -= 1
+        if _blas_limit["teams"] == 0:
+            limiter, _blas_limit["limiter"] = _blas_limit["limiter"], None
+            limiter.restore_original_limits()
+
 
 def _each(steps):
     """Call every step, whatever the ones before raise; then raise the first error (a
@@ -550,9 +573,10 @@ def _wait_all(pids):
 def join_reapers():
     """Wait until the processes of every finished team are reaped (they have left
     by then, and exit within milliseconds)."""
-    while _reapers:
-        _reapers[-1].join()  # then dropped: a Ctrl-C in the join leaves it listed
-        _reapers.pop()
+    for thread in list(_reapers):  # fits in several threads may join them at once
+        thread.join()  # then dropped: a Ctrl-C in the join leaves it listed
+        with contextlib.suppress(ValueError):  # dropped by another thread already
+            _reapers.remove(thread)
 
 
 def _write(buffer, obj):

@@ -687,6 +687,34 @@ def test_ctrl_c_while_the_team_starts_or_stops_waits_until_it_is_done(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_teams_of_fits_in_threads_share_the_blas_limit_and_the_reapers(blas_two):
+    """Fits with n_jobs=2 running at once in threads: each joins the others' reapers
+    without tripping over them, and the BLAS limit goes back to the original only when
+    the last team is done, not to the 1 another team had set."""
+    errors, results = [], {}
+
+    def fits(seed):
+        try:
+            for size in (40, 400, 120):
+                est = _clf(n_jobs=2, random_state=seed, max_iter=2)
+                results[seed, size] = est.fit(X[:size], Y_CLS[:size]).coefs_[0]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        threads = [threading.Thread(target=fits, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        alone = _clf(n_jobs=2, random_state=3, max_iter=2).fit(X[:400], Y_CLS[:400])
+    assert not errors
+    np.testing.assert_array_equal(results[3, 400], alone.coefs_[0])
+    _processes.join_reapers()
+    assert _blas_threads() == blas_two
+
+
 def _warm_started(n_jobs):
     """A model fitted in one process, whose next fit continues in a team of ``n_jobs``:
     a failure there leaves the model it trained on (the arrays checked private)."""
