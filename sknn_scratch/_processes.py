@@ -38,6 +38,7 @@ import time
 import tracemalloc
 
 import numpy as np
+import threadpoolctl
 
 from ._threads import numpy_blas_pool
 
@@ -190,13 +191,20 @@ class ProcessTeam:
         # already have given its first command
         self._commands = int(self.control[_CMD])
         for rank in range(1, self.k):
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the forked process
-                try:  # it never returns, not even through an error: never a copy of
-                    self._serve(rank)  # this program that runs on
-                finally:
-                    os._exit(1)
-            self._pids[pid] = rank
+            # SIGINT blocked across the fork as well: in a fit off the main thread,
+            # where nothing holds it back, the forked process starts with it blocked
+            # until it ignores it
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - runs in the forked process
+                    try:  # it never returns, not even through an error: never a copy
+                        self._serve(rank)  # of this program that runs on
+                    finally:
+                        os._exit(1)
+                self._pids[pid] = rank
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def __exit__(self, *exc):
         try:
@@ -501,7 +509,8 @@ def _limit_blas():
     """One numpy BLAS thread while a team (any team of this process) runs."""
     with _blas_limit_lock:
         if _blas_limit["teams"] == 0:
-            _blas_limit["limiter"] = numpy_blas_pool().limit(limits=1)
+            with _blas_control():
+                _blas_limit["limiter"] = numpy_blas_pool().limit(limits=1)
         _blas_limit["teams"] += 1
 
 
@@ -510,7 +519,28 @@ def _unlimit_blas():
         _blas_limit["teams"] -= 1
         if _blas_limit["teams"] == 0:
             limiter, _blas_limit["limiter"] = _blas_limit["limiter"], None
-            limiter.restore_original_limits()
+            with _blas_control():
+                limiter.restore_original_limits()
+
+
+@contextlib.contextmanager
+def _blas_control():
+    """This thread in control of OpenBLAS's thread count for the block.
+
+    threadpoolctl lets one thread at a time set the count of a pthreads OpenBLAS
+    (one pool for the whole process): the first that sets it, while it lives; the
+    others' calls do nothing. The teams' limit is set by one fit's thread and put back
+    by another's (under ``_blas_limit_lock``), so each takes control for its call and
+    leaves it free after, for whichever thread sets a limit next."""
+    controller = getattr(threadpoolctl, "OpenBLASController", None)
+    clear = getattr(controller, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    try:
+        yield
+    finally:
+        if clear is not None:
+            clear(force=True)
 
 
 def _each(steps):

@@ -644,14 +644,33 @@ def test_an_interrupted_wait_after_a_process_was_reaped_still_cleans_up(
     _assert_private(est)
 
 
-def test_a_forked_process_ignores_ctrl_c(forks, no_kill, monkeypatch):
+@pytest.mark.parametrize("thread", ["main", "other"])
+def test_a_forked_process_ignores_ctrl_c(thread, forks, no_kill, monkeypatch):
+    """It starts with SIGINT blocked (a fit off the main thread has no handler holding
+    Ctrl-C back) and ignores it: Ctrl-C cannot turn it into a copy of the program."""
     def child_checks_sigint(in_parent):
         if not in_parent:
+            assert signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
     _hook_data_grad(monkeypatch, child_checks_sigint)
-    _clf(n_jobs=2).fit(X, Y_CLS)  # a failed check would fail the team
+    errors = []
+
+    def fit():
+        try:
+            _clf(n_jobs=2).fit(X, Y_CLS)  # a failed check would fail the team
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    if thread == "main":
+        fit()
+    else:
+        worker = threading.Thread(target=fit)
+        worker.start()
+        worker.join()
+    assert not errors
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
 
 
 @pytest.mark.parametrize("when", ["fork", "reap"])
@@ -687,11 +706,15 @@ def test_ctrl_c_while_the_team_starts_or_stops_waits_until_it_is_done(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_teams_of_fits_in_threads_share_the_blas_limit_and_the_reapers(blas_two):
+def test_teams_of_fits_in_threads_share_the_blas_limit_and_the_reapers(blas_two,
+                                                                       monkeypatch):
     """Fits with n_jobs=2 running at once in threads: each joins the others' reapers
-    without tripping over them, and the BLAS limit goes back to the original only when
+    without tripping over them, each trains with one BLAS thread (threadpoolctl lets
+    one thread at a time set it), and the limit goes back to the original only when
     the last team is done, not to the 1 another team had set."""
-    errors, results = [], {}
+    errors, results, during = [], {}, []
+    _hook_data_grad(monkeypatch, lambda in_parent: in_parent and during.append(
+        _blas_threads()))
 
     def fits(seed):
         try:
@@ -713,6 +736,8 @@ def test_teams_of_fits_in_threads_share_the_blas_limit_and_the_reapers(blas_two)
     np.testing.assert_array_equal(results[3, 400], alone.coefs_[0])
     _processes.join_reapers()
     assert _blas_threads() == blas_two
+    numpy_blas = _numpy_blas().filepath
+    assert during and all(dict(seen)[numpy_blas] == 1 for seen in during)
 
 
 def _warm_started(n_jobs):
