@@ -33,11 +33,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from .estimators import _check_weight_sum, _sample_weights
 from .network import activate_
 
 __all__ = ["layer_outputs", "diagnose", "Diagnosis", "LayerDiagnosis"]
@@ -231,11 +229,7 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
     if Y.shape != (X.shape[0], net.layer_units[-1]):
         raise ValueError(f"y gives targets of shape {Y.shape}, but the model expects "
                          f"{(X.shape[0], net.layer_units[-1])}.")
-    sw = _sample_weights(sample_weight, X)
-    if getattr(estimator, "class_weight", None) is not None:
-        cw = compute_sample_weight(estimator.class_weight, y).astype(X.dtype)
-        sw = cw if sw is None else sw * cw
-    _check_weight_sum(sw)
+    sw = estimator._row_weights(y, sample_weight, X)  # as fit weighs them
     flat = net.pack(estimator.coefs_, estimator.intercepts_,
                     getattr(estimator, "_slopes", None))
     grad = np.empty_like(flat)

@@ -154,6 +154,15 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
         check_classification_targets(y)
         binarizer = self._binarizer_for(y, incremental, first_pass, classes)
         Y = self._encode_targets(y, X, binarizer)
+        sw = self._row_weights(y, sample_weight, X, incremental)
+        if first_pass:
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+        return X, Y, sw, y
+
+    def _row_weights(self, y, sample_weight, X, incremental=False):
+        """The weights of J's rows: ``sample_weight`` times the class weights, checked
+        (None for all ones)."""
         sw = _sample_weights(sample_weight, X)
         if self.class_weight is not None:
             if incremental and self.class_weight == "balanced":
@@ -173,10 +182,7 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
                                  f"got {self.class_weight!r}.")
             sw = cw if sw is None else sw * cw
         _check_weight_sum(sw)
-        if first_pass:
-            self._label_binarizer = binarizer
-            self.classes_ = binarizer.classes_
-        return X, Y, sw, y
+        return sw
 
     def _encode_targets(self, y, X, binarizer=None):
         """Class indicators, one column per output unit."""
@@ -326,9 +332,13 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = self._encode_targets(y, X)
+        return X, Y, self._row_weights(y, sample_weight, X), y
+
+    def _row_weights(self, y, sample_weight, X, incremental=False):
+        """The weights of J's rows: ``sample_weight``, checked (None for all ones)."""
         sw = _sample_weights(sample_weight, X)
         _check_weight_sum(sw)
-        return X, Y, sw, y
+        return sw
 
     def _encode_targets(self, y, X):
         """Targets as a float matrix, one column per output."""
