@@ -199,17 +199,26 @@ def test_an_early_stopping_split_of_weight_zero_is_refused_before_training(zero)
 
 
 # --------------------------------------------------------------- scikit-learn's habits
-def test_an_interrupted_fit_keeps_what_it_trained(monkeypatch):
-    run_epoch = _base.BaseMLPScratch._run_epoch
-    calls = []
+def _fail_at_call(monkeypatch, owner, name, call, exc):
+    """Make the ``call``-th call from now of the method ``owner.name`` raise ``exc``."""
+    method, calls = getattr(owner, name), []
 
-    def interrupted_third(self, *args):
+    def failing(self, *args):
         calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return run_epoch(self, *args)
+        if len(calls) == call:
+            raise exc
+        return method(self, *args)
 
-    monkeypatch.setattr(_base.BaseMLPScratch, "_run_epoch", interrupted_third)
+    monkeypatch.setattr(owner, name, failing)
+
+
+def _fail_in_epoch(monkeypatch, epoch, exc=RuntimeError("boom")):
+    """Make the ``epoch``-th epoch from now raise ``exc``."""
+    _fail_at_call(monkeypatch, _base.BaseMLPScratch, "_run_epoch", epoch, exc)
+
+
+def test_an_interrupted_fit_keeps_what_it_trained(monkeypatch):
+    _fail_in_epoch(monkeypatch, 3, KeyboardInterrupt())
     est = MLPScratchClassifier(**dict(SMALL, max_iter=10))
     with pytest.warns(UserWarning, match="Training interrupted by user"):
         est.fit(X, Y_CLS)
@@ -223,20 +232,6 @@ def test_verbose_early_stopping_prints_each_validation_score(capsys):
     lines = capsys.readouterr().out.splitlines()
     scores = [line for line in lines if line.startswith("Validation score: ")]
     assert scores == [f"Validation score: {s:f}" for s in est.validation_scores_]
-
-
-def _fail_in_epoch(monkeypatch, epoch, exc=RuntimeError("boom")):
-    """Make the ``epoch``-th epoch from now raise ``exc``."""
-    run_epoch = _base.BaseMLPScratch._run_epoch
-    calls = []
-
-    def failing(self, *args):
-        calls.append(1)
-        if len(calls) == epoch:
-            raise exc
-        return run_epoch(self, *args)
-
-    monkeypatch.setattr(_base.BaseMLPScratch, "_run_epoch", failing)
 
 
 def test_a_continued_fit_that_fails_before_updating_keeps_the_old_network(monkeypatch):
@@ -287,15 +282,7 @@ def test_an_interrupted_team_leaves_no_optimizer_ahead_of_the_weights(monkeypatc
 def test_an_interrupted_lbfgs_refit_leaves_the_earlier_model(monkeypatch):
     est = _quiet(MLPScratchRegressor(solver="lbfgs", **SMALL).fit, X, Y_REG)
     before, pred = _snapshot(est), est.predict(X)
-    loss_grad, calls = _base.Network.loss_grad, []
-
-    def interrupted(self, *args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return loss_grad(self, *args)
-
-    monkeypatch.setattr(_base.Network, "loss_grad", interrupted)
+    _fail_at_call(monkeypatch, _base.Network, "loss_grad", 3, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         est.fit(X, Y_REG)
     assert _snapshot(est) == before
@@ -312,15 +299,7 @@ def test_a_continued_lbfgs_fit_that_fails_leaves_the_model_as_it_was(failure,
     before, pred = _snapshot(est), est.predict(X)
     est.set_params(activation="tanh" if failure == "interrupt" else "identity")
     if failure == "interrupt":
-        loss_grad, calls = _base.Network.loss_grad, []
-
-        def interrupted(self, *args):
-            calls.append(1)
-            if len(calls) == 5:
-                raise KeyboardInterrupt
-            return loss_grad(self, *args)
-
-        monkeypatch.setattr(_base.Network, "loss_grad", interrupted)
+        _fail_at_call(monkeypatch, _base.Network, "loss_grad", 5, KeyboardInterrupt())
         with pytest.raises(KeyboardInterrupt):
             est.fit(X, Y_REG)
     else:

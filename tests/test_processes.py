@@ -552,13 +552,7 @@ def test_an_interrupt_while_the_team_stops_leaves_nothing_behind(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(owner, where, interrupted)
-    with pytest.warns(UserWarning, match="Training interrupted by user"):
-        est.fit(X, Y_CLS)  # which keeps the model trained so far
-    monkeypatch.undo()
-    assert np.isfinite(est.predict_proba(X)).all()
-    _assert_reaped(forks)
-    assert _blas_threads() == blas_two
-    _assert_private(est)
+    _fit_interrupted(est, forks, blas_two, monkeypatch)
 
 
 def _state(est):
@@ -613,12 +607,7 @@ def test_an_interrupted_wait_for_the_team_stops_its_processes(forks, blas_two,
         raise KeyboardInterrupt
 
     monkeypatch.setattr(_processes.ProcessTeam, "_wait_until_left", interrupted)
-    with pytest.warns(UserWarning, match="Training interrupted by user"):
-        est.fit(X, Y_CLS)
-    monkeypatch.undo()
-    _assert_reaped(forks)
-    assert _blas_threads() == blas_two
-    _assert_private(est)
+    _fit_interrupted(est, forks, blas_two, monkeypatch)
 
 
 def test_an_interrupted_wait_after_a_process_was_reaped_still_cleans_up(
@@ -636,12 +625,7 @@ def test_an_interrupted_wait_after_a_process_was_reaped_still_cleans_up(
 
     monkeypatch.setattr(_processes.ProcessTeam, "_wait_until_left",
                         reaped_then_interrupted)
-    with pytest.warns(UserWarning, match="Training interrupted by user"):
-        est.fit(X, Y_CLS)
-    monkeypatch.undo()
-    _assert_reaped(forks)
-    assert _blas_threads() == blas_two
-    _assert_private(est)
+    _fit_interrupted(est, forks, blas_two, monkeypatch)
 
 
 @pytest.mark.parametrize("thread", ["main", "other"])
@@ -696,13 +680,8 @@ def test_ctrl_c_while_the_team_starts_or_stops_waits_until_it_is_done(
             reap(pids)
 
         monkeypatch.setattr(_processes, "_reap", ctrl_c_then_reap)
-    with pytest.warns(UserWarning, match="Training interrupted by user"):
-        est.fit(X, Y_CLS)
-    monkeypatch.undo()
+    _fit_interrupted(est, forks, blas_two, monkeypatch)
     assert len(forks) == 1
-    _assert_reaped(forks)
-    assert _blas_threads() == blas_two
-    _assert_private(est)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
@@ -738,6 +717,18 @@ def test_teams_of_fits_in_threads_share_the_blas_limit_and_the_reapers(blas_two,
     assert _blas_threads() == blas_two
     numpy_blas = _numpy_blas().filepath
     assert during and all(dict(seen)[numpy_blas] == 1 for seen in during)
+
+
+def _fit_interrupted(est, forks, blas_two, monkeypatch):
+    """``est.fit``, which the test has patched to be interrupted, keeps the model
+    trained so far and leaves no process, thread limit or shared memory behind."""
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        est.fit(X, Y_CLS)
+    monkeypatch.undo()
+    assert np.isfinite(est.predict_proba(X)).all()
+    _assert_reaped(forks)
+    assert _blas_threads() == blas_two
+    _assert_private(est)
 
 
 def _warm_started(n_jobs):
