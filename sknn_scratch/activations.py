@@ -15,8 +15,9 @@ activations can be grid-searched like estimators::
 
 The training loop uses the in-place fast paths ``forward_`` and ``backward_``; the
 built-ins override them, a user-defined activation gets them from ``forward`` and
-``derivative``, and so does a subclass of a built-in that redefines either. Every built-in is finite for every finite input and raises no
-floating-point warning, even at +-1e308.
+``derivative``, and so does a subclass of a built-in that redefines either. Every
+built-in is finite for every finite input and raises no floating-point warning, even
+at +-1e308.
 """
 
 import functools
