@@ -369,7 +369,8 @@ class BaseMLPScratch(BaseEstimator):
         else:
             val = None
         n = X.shape[0]
-        batch_size = min(200, n) if self.batch_size == "auto" else self.batch_size
+        # int(): any Integral scikit-learn accepts (True, a numpy integer) sizes buffers
+        batch_size = min(200, n) if self.batch_size == "auto" else int(self.batch_size)
         if batch_size > n:
             warnings.warn("Got `batch_size` larger than the sample size. "
                           "It is going to be clipped.")
