@@ -270,15 +270,15 @@ def test_bad_parameter_value_names_parameter(Est, y, param, value):
         Est(**{**SMALL, param: value}).fit(X, y)
 
 
-
 @pytest.mark.parametrize("Est, y", _estimators())
 @pytest.mark.parametrize("given, meant", [(True, 1), (np.int64(7), 7), (np.uint8(7), 7)])
 def test_batch_size_of_any_integral_type_trains_as_its_int(Est, y, given, meant):
-    """scikit-learn accepts any Integral batch_size (a bool or a numpy integer); it used
-    to reach the first batch's buffers and fail there with a bare TypeError."""
+    """scikit-learn accepts any Integral batch_size, a bool or a numpy integer; True
+    used to reach the first batch's buffers and fail there with a bare TypeError."""
     ours = _quiet_fit(Est(**SMALL, batch_size=given), X, y)
     plain = _quiet_fit(Est(**SMALL, batch_size=meant), X, y)
     assert ours.loss_curve_ == plain.loss_curve_
+
 
 BAD_SPECS = [
     ("hidden_layer_sizes", (3, 0), "hidden_layer_sizes must be positive integers"),
