@@ -180,8 +180,12 @@ class BaseMLPScratch(BaseEstimator):
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if not hasattr(sizes, "__iter__") else list(sizes)
-        if any(not isinstance(s, Integral) or s <= 0 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be positive integers, got {sizes}.")
+        # a bool is an Integral to Python, but never meant as a layer's width
+        bools = any(isinstance(s, (bool, np.bool_)) for s in sizes)
+        if bools or any(not isinstance(s, Integral) or s <= 0 for s in sizes):
+            why = " (a bool is not a layer size)" if bools else ""
+            raise ValueError(
+                f"hidden_layer_sizes must be positive integers, got {sizes}{why}.")
         return [int(s) for s in sizes]
 
     def _resolve_hidden_activations(self, n_hidden):

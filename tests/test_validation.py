@@ -283,6 +283,9 @@ def test_batch_size_of_any_integral_type_trains_as_its_int(Est, y, given, meant)
 BAD_SPECS = [
     ("hidden_layer_sizes", (3, 0), "hidden_layer_sizes must be positive integers"),
     ("hidden_layer_sizes", (3, -2), "hidden_layer_sizes must be positive integers"),
+    # scikit-learn raises a bare TypeError for these; True used to train as 1 unit
+    ("hidden_layer_sizes", True, r"positive integers, got \[True\] \(a bool is not"),
+    ("hidden_layer_sizes", (4, True), r"got \[4, True\] \(a bool is not a layer size"),
     ("activation", "swoosh", r"Invalid activation='swoosh'.*Use one of \["),
     ("activation", ["relu", "tanh"], "activation has 2 entries but hidden_layer_sizes "
                                      "has 1 layers"),
