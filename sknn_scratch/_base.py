@@ -107,6 +107,15 @@ class BaseMLPScratch(BaseEstimator):
         if self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
 
+    def _input_dtypes(self, first_pass):
+        """The dtypes in which validation keeps a training X (and so its targets and
+        weights): float64 or float32 when the network is built in X's, the fitted
+        weights' when training goes on from them."""
+        network = getattr(self, "_network", None)
+        if first_pass or network is None:
+            return (np.float64, np.float32)
+        return network.dtype
+
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start
                                                      and not incremental)

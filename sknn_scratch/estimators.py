@@ -148,7 +148,7 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
     def _validate_training_data(self, X, y, sample_weight, incremental, first_pass,
                                 classes):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             dtype=(np.float64, np.float32), reset=first_pass)
+                             dtype=self._input_dtypes(first_pass), reset=first_pass)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -327,7 +327,7 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
     def _validate_training_data(self, X, y, sample_weight, incremental, first_pass,
                                 classes):
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             y_numeric=True, dtype=(np.float64, np.float32),
+                             y_numeric=True, dtype=self._input_dtypes(first_pass),
                              reset=first_pass)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)

@@ -121,6 +121,39 @@ def test_loaded_non_finite_weights_are_refused_before_training(method):
         getattr(est, method)(X, Y_REG)
 
 
+@pytest.mark.parametrize("Est, y", [(MLPScratchClassifier, Y_CLS),
+                                     (MLPScratchRegressor, Y_REG)])
+@pytest.mark.parametrize("solver, method", [("adam", "partial_fit"), ("sgd", "fit"),
+                                            ("lbfgs", "fit")])
+@pytest.mark.parametrize("fitted, given", [(np.float32, np.float64),
+                                           (np.float64, np.float32)])
+def test_a_continued_fit_takes_x_of_the_other_float_dtype(Est, y, solver, method, fitted,
+                                                          given):
+    """Training goes on in the fitted weights' dtype, as if X had been given in it.
+    float64 X for float32 weights used to fail in the first product ("output array is
+    not acceptable"); float32 X for float64 weights rounded the regressor's targets to
+    float32."""
+    results, X_given = [], X.astype(given)
+    for X_next in (X_given, X_given.astype(fitted)):
+        est = _quiet(Est(warm_start=True, solver=solver, **SMALL).fit, X.astype(fitted),
+                     y)
+        _quiet(getattr(est, method), X_next, y)
+        results.append(est)
+    ours, plain = results
+    assert [c.dtype for c in ours.coefs_] == [np.dtype(fitted)] * 2
+    assert ours.loss_curve_ == plain.loss_curve_
+    for a, b in zip(ours.coefs_ + ours.intercepts_, plain.coefs_ + plain.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_float64_x_beyond_float32_is_refused_by_float32_weights():
+    est = _quiet(MLPScratchRegressor(**SMALL).fit, X.astype(np.float32), Y_REG)
+    before = _snapshot(est)
+    with pytest.raises(ValueError, match="infinity or a value too large for dtype"):
+        est.partial_fit(X * 1e39, Y_REG)
+    assert _snapshot(est) == before
+
+
 # ------------------------------------------------------- a failed fit replaces nothing
 def test_a_refit_that_never_has_a_finite_epoch_leaves_the_earlier_model():
     est = _quiet(MLPScratchRegressor(**SMALL).fit, X, Y_REG)
