@@ -7,7 +7,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (check_classification_targets, type_of_target,
                                       unique_labels)
@@ -154,15 +154,16 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
         check_classification_targets(y)
         binarizer = self._binarizer_for(y, incremental, first_pass, classes)
         Y = self._encode_targets(y, X, binarizer)
-        sw = self._row_weights(y, sample_weight, X, incremental)
+        sw = self._row_weights(y, sample_weight, X, incremental, binarizer.classes_)
         if first_pass:
             self._label_binarizer = binarizer
             self.classes_ = binarizer.classes_
         return X, Y, sw, y
 
-    def _row_weights(self, y, sample_weight, X, incremental=False):
+    def _row_weights(self, y, sample_weight, X, incremental=False, classes=None):
         """The weights of J's rows: ``sample_weight`` times the class weights, checked
-        (None for all ones)."""
+        (None for all ones). A dict weighs the model's ``classes`` (``classes_`` by
+        default), not only those in ``y``: a ``partial_fit`` batch may lack some."""
         sw = _sample_weights(sample_weight, X)
         if self.class_weight is not None:
             if incremental and self.class_weight == "balanced":
@@ -176,7 +177,12 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
                     f"single-label y, but y is multi-label ({y.shape[1]} indicator "
                     "columns). Use class_weight='balanced' (the columns' weights, "
                     "multiplied) or sample_weight.")
-            cw = compute_sample_weight(self.class_weight, y).astype(X.dtype)
+            if isinstance(self.class_weight, dict):
+                classes = self.classes_ if classes is None else classes
+                per_class = compute_class_weight(self.class_weight, classes=classes, y=y)
+                cw = per_class[np.searchsorted(classes, y)].astype(X.dtype)
+            else:
+                cw = compute_sample_weight(self.class_weight, y).astype(X.dtype)
             if not (np.isfinite(cw).all() and cw.min() >= 0):
                 raise ValueError(f"class_weight must give finite, non-negative weights, "
                                  f"got {self.class_weight!r}.")

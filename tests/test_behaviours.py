@@ -314,6 +314,24 @@ def test_class_weight_in_partial_fit(iris):
     assert not hasattr(balanced, "coefs_")
 
 
+def test_a_class_weight_dict_weighs_partial_fit_batches_that_lack_its_classes(iris):
+    """A dict naming only some classes weighs those, 1 for the others, whichever
+    classes a batch holds (as scikit-learn's linear models do): it used to fail on a
+    batch without class 0 ("The classes, [1, 2], are not in class_weight")."""
+    X, y = iris
+    cw = {0: 2.0}
+    a = MLPScratchClassifier(hidden_layer_sizes=(5,), class_weight=cw, random_state=0)
+    b = MLPScratchClassifier(hidden_layer_sizes=(5,), random_state=0)
+    for rows in (y > 0, y < 2, y != 1):
+        a.partial_fit(X[rows], y[rows], classes=[0, 1, 2])
+        b.partial_fit(X[rows], y[rows], classes=[0, 1, 2],
+                      sample_weight=np.where(y[rows] == 0, 2.0, 1.0))
+    np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
+    with pytest.raises(ValueError, match=r"The classes, \[1, 2\], are not in class_weight"):
+        MLPScratchClassifier(class_weight={0: 2.0, 5: 1.0}).partial_fit(
+            X[y > 0], y[y > 0], classes=[0, 1, 2])
+
+
 # ---------------------------------------------------------------- input formats
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
