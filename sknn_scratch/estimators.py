@@ -221,6 +221,12 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
             multilabel = type_of_target(y).startswith("multilabel")
             from_classes = incremental and not multilabel
             binarizer = LabelBinarizer().fit(classes if from_classes else y)
+            if (incremental and multilabel
+                    and not np.array_equal(unique_labels(classes), binarizer.classes_)):
+                raise ValueError(
+                    f"`classes={classes!r}` does not name the {y.shape[1]} indicator "
+                    f"columns of the multi-label y: its classes are the column indices "
+                    f"{binarizer.classes_}.")
             if not from_classes:  # fitted on y: it knows every label (1.4 ms less)
                 return binarizer
             unseen = np.setdiff1d(unique_labels(y), binarizer.classes_)
@@ -229,6 +235,13 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
                                  f"{binarizer.classes_}: the first call to partial_fit "
                                  "must list every class of the data in `classes`.")
             return binarizer
+        fitted_multilabel = self._label_binarizer.y_type_.startswith("multilabel")
+        if fitted_multilabel != (y.ndim == 2):
+            kinds = ["single-label", "multi-label"]
+            raise ValueError(
+                f"y is {kinds[y.ndim == 2]}, but the model was fitted on "
+                f"{kinds[fitted_multilabel]} targets: partial_fit and warm_start continue "
+                "with the same kind of target.")
         labels = unique_labels(y)
         if classes is not None and not np.array_equal(unique_labels(classes),
                                                       self.classes_):

@@ -185,6 +185,21 @@ BAD_PARTIAL_FIT = [
     ("classes changed", _classifier_pf,
      lambda est: est.partial_fit(X, Y_CLS, classes=[0, 1, 2, 3]), ValueError,
      "is not the same as on the first call"),
+    # a multi-label y's classes are its columns; other classes used to be accepted,
+    # then refused on the next call as "not the same as on the first call"
+    ("multi-label classes not its columns", lambda: MLPScratchClassifier(**SMALL),
+     lambda est: est.partial_fit(X, np.c_[Y_CLS == 0, Y_CLS == 1],
+                                 classes=[0, 1, 2]), ValueError,
+     re.escape("`classes=[0, 1, 2]` does not name the 2 indicator columns")),
+    # used to train on y's one-hot encoding as if it were the indicator columns
+    ("single-label y for a multi-label model",
+     lambda: MLPScratchClassifier(**SMALL).partial_fit(
+         X, np.c_[Y_CLS == 0, Y_CLS == 1, Y_CLS == 2], classes=[0, 1, 2]),
+     lambda est: est.partial_fit(X, Y_CLS), ValueError,
+     "y is single-label, but the model was fitted on multi-label targets"),
+    ("multi-label y for a single-label model", _classifier_pf,
+     lambda est: est.partial_fit(X, np.c_[Y_CLS == 0, Y_CLS == 1, Y_CLS == 2]),
+     ValueError, "y is multi-label, but the model was fitted on single-label targets"),
     ("balanced class_weight",
      lambda: MLPScratchClassifier(class_weight="balanced", **SMALL),
      lambda est: est.partial_fit(X, Y_CLS, classes=[0, 1, 2]), ValueError,
