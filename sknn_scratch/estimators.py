@@ -391,9 +391,11 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
         if isinstance(out_activation, (_act.ReLU, _act.Exp)) and Y.min() < 0:
             raise ValueError(
                 f"y has negative values (min {Y.min():.6g}) but the output activation "
-                f"{out_activation.name!r} can only predict values >= 0. Use "
-                "output_activation='identity' for targets that can be negative"
-                + (", or loss='squared_error'." if self.loss == "poisson" else "."))
+                f"{out_activation.name!r} can only predict values >= 0. "
+                # the Poisson loss takes no other output activation
+                + ("The Poisson deviance is for targets >= 0: use loss='squared_error' "
+                   "for targets that can be negative." if self.loss == "poisson" else
+                   "Use output_activation='identity' for targets that can be negative."))
 
     def _stratify_labels(self, y):
         return None

@@ -241,7 +241,9 @@ def test_partial_fit_not_available_for_lbfgs(Est, y):
 # --------------------------------------------------------------- targets vs output
 @pytest.mark.parametrize("params, match", [
     (dict(output_activation="relu"), "negative values .* 'relu' can only predict"),
-    (dict(loss="poisson"), "negative values .* 'exp' can only predict"),
+    # not output_activation='identity', which the Poisson loss refuses
+    (dict(loss="poisson"), "negative values .* 'exp' can only predict values >= 0. The "
+                           "Poisson deviance is for targets >= 0: use loss='squared_"),
     (dict(output_activation="exp"), "negative values .* 'exp' can only predict"),
 ])
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
