@@ -275,12 +275,18 @@ class BaseMLPScratch(BaseEstimator):
                                 else network.activations[-1].name)
         self.activations_ = network.activations[:-1]
 
+    def _stops_early(self):
+        """Whether training stops on a validation score: lbfgs, as in scikit-learn,
+        ignores ``early_stopping`` and keeps no validation records."""
+        return bool(self.early_stopping) and self.solver != "lbfgs"
+
     def _continue_stopping_records(self):
-        """The records of the stopping rule ``early_stopping`` now asks for, where an
-        earlier fit kept the other rule's."""
-        if self.early_stopping == (self.validation_scores_ is not None):
+        """The records of the stopping rule ``early_stopping`` (and the solver) now ask
+        for, where an earlier fit kept the other rule's."""
+        stops_early = self._stops_early()
+        if stops_early == (self.validation_scores_ is not None):
             return
-        if self.early_stopping:
+        if stops_early:
             self.validation_scores_, self.validation_loss_curve_ = [], []
             self.best_validation_score_, self.best_loss_ = -np.inf, None
         else:
@@ -317,10 +323,11 @@ class BaseMLPScratch(BaseEstimator):
         self.t_ = 0
         self.loss_curve_ = []
         self._no_improvement_count = 0
-        self.validation_scores_ = [] if self.early_stopping else None
-        self.validation_loss_curve_ = [] if self.early_stopping else None
-        self.best_validation_score_ = -np.inf if self.early_stopping else None
-        self.best_loss_ = None if self.early_stopping else np.inf
+        stops_early = self._stops_early()
+        self.validation_scores_ = [] if stops_early else None
+        self.validation_loss_curve_ = [] if stops_early else None
+        self.best_validation_score_ = -np.inf if stops_early else None
+        self.best_loss_ = None if stops_early else np.inf
         self._optimizer = None
         self._kept_finite = None
 

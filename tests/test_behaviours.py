@@ -554,6 +554,31 @@ def test_validation_loss_curve_is_none_without_early_stopping(iris):
     assert clf.validation_loss_curve_ is None and clf.validation_scores_ is None
 
 
+STOPPING_RECORDS = ["validation_scores_", "validation_loss_curve_",
+                    "best_validation_score_", "best_loss_", "loss_curve_", "loss_"]
+
+
+def test_lbfgs_ignores_early_stopping_and_keeps_no_validation_records(iris):
+    """As scikit-learn's lbfgs: early_stopping=True changes nothing. The validation
+    records used to read [], -inf and [], as if early stopping had run."""
+    X, y = iris
+    kw = dict(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPScratchClassifier(early_stopping=True, **kw).fit(X, y)
+        plain = MLPScratchClassifier(**kw).fit(X, y)
+        # and after a warm start from a fit that did stop early
+        warm = MLPScratchClassifier(**{**kw, "solver": "adam"}, early_stopping=True,
+                                    warm_start=True).fit(X, y)
+        warm.set_params(solver="lbfgs").fit(X, y)
+    assert ours.validation_scores_ is None and ours.best_validation_score_ is None
+    for name in STOPPING_RECORDS:
+        assert getattr(ours, name) == getattr(plain, name), name
+    assert warm.validation_scores_ is warm.validation_loss_curve_ is None
+    assert warm.best_validation_score_ is None
+    assert warm.best_loss_ == min(warm.loss_curve_)
+
+
 # ---------------------------------------------------------------- reporting
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 def test_verbose_prints_one_line_per_epoch(solver, capsys, iris):

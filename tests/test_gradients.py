@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.multiclass import unique_labels
 
 from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
 from sknn_scratch import activations as acts
@@ -345,7 +346,8 @@ def test_full_batch_loss_is_J_before_the_update(case, weighted, solver):
     est = cls(hidden_layer_sizes=(6, 4), solver=solver, alpha=alpha,
               batch_size=X.shape[0], learning_rate_init=0.05, random_state=0,
               **params)
-    extra = {"classes": np.unique(y)} if cls is MLPScratchClassifier else {}
+    # the classes of a multi-label y are its column indices
+    extra = {"classes": unique_labels(y)} if cls is MLPScratchClassifier else {}
     est.partial_fit(X, y, sample_weight=sw, **extra)
     for _ in range(2):  # the weights training reached, then ones we load
         coefs = [c.copy() for c in est.coefs_]
