@@ -43,8 +43,9 @@ _COMMON_DOC = """
         As in scikit-learn's MLP, with the same defaults and meaning. A warm-started
         ``fit`` (and ``partial_fit``) continues from the fitted weights with the
         parameters as they are now: a changed ``activation`` or ``output_activation``
-        is trained with; other ``hidden_layer_sizes`` raise a ``ValueError``. A
-        mini-batch whose sample weights are all 0 is skipped (no step, no loss term).
+        is trained with; other ``hidden_layer_sizes`` raise a ``ValueError``; ``X`` of
+        the other float dtype is converted to the fitted weights'. A mini-batch whose
+        sample weights are all 0 is skipped (no step, no loss term).
     n_jobs : int or None, default=None
         Processes that share each mini-batch of ``sgd`` / ``adam`` (None is 1, -1 every
         CPU this process may run on): this one and ``n_jobs - 1`` forked for the fit,
@@ -70,7 +71,8 @@ _COMMON_DOC = """
     out_activation_ : str
     loss_, best_loss_, loss_curve_ : the objective J (SPEC 4.2) and its history.
     validation_scores_, best_validation_score_, validation_loss_curve_ :
-        Set with ``early_stopping=True``.
+        Set with ``early_stopping=True``; None otherwise, and with ``lbfgs``, which
+        ignores ``early_stopping`` as in scikit-learn.
     n_iter_, t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_
 """
 
@@ -89,7 +91,7 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
     activations and initializers, a choice of output activation and ``class_weight``.
     {common}
     class_weight : dict, "balanced" or None, default=None
-        Multiplies ``sample_weight``.
+        Multiplies ``sample_weight``; a dict gives the classes it does not name 1.
 
     Examples
     --------
