@@ -29,7 +29,8 @@ from .solvers import SGD, Adam, lbfgs
 
 
 class ZeroInitializationWarning(UserWarning):
-    """All units of a layer start identical and, by symmetry, stay identical."""
+    """The units of a hidden layer start with the same incoming and outgoing weights
+    and, by symmetry, stay identical (to rounding)."""
 
 
 _NONFINITE_MSG = (
@@ -299,17 +300,24 @@ class BaseMLPScratch(BaseEstimator):
     def _initialize(self, network, inits, X, Y, sw):
         """Draw the initial weights and reset every fitted attribute of training."""
         rng = check_random_state(self.random_state)
-        if any(isinstance(i, _init.Zeros) for i in inits[:-1]) and len(inits) > 1:
-            warnings.warn(
-                "init='zeros': every unit of a hidden layer starts with the same weights, "
-                "receives the same gradient and so stays identical to the others; the "
-                "layer behaves like a single unit. Use a random initializer such as "
-                "'glorot_uniform' or 'he_uniform' to break the symmetry.",
-                ZeroInitializationWarning,
-            )
         units = network.layer_units
         coefs = [_initial_weights(init, fi, fo, rng, network.dtype) for init, fi, fo
                  in zip(inits, units[:-1], units[1:])]
+        # biases (and PReLU slopes) start alike: a hidden layer's units are copies of
+        # each other when their incoming and their outgoing weights are
+        copies = [i + 1 for i, (w_in, w_out) in enumerate(zip(coefs, coefs[1:]))
+                  if w_in.shape[1] > 1 and (w_in == w_in[:, :1]).all()
+                  and (w_out == w_out[:1]).all()]
+        if copies:
+            warnings.warn(
+                f"init={self.init!r}: the units of hidden layer(s) {copies} start with the "
+                "same incoming and outgoing weights, receive the same gradient and so stay "
+                "identical to each other (up to rounding, which training can amplify "
+                "over many epochs); such a layer behaves like a single unit. Use a random "
+                "initializer such as 'glorot_uniform' or 'he_uniform' to break the "
+                "symmetry.",
+                ZeroInitializationWarning,
+            )
         intercepts = [np.zeros(fo) for fo in units[1:]]
         intercepts[-1][:] = _output_bias(network.activations[-1], Y, sw)
         slopes = [np.full(fo, act.negative_slope) if act.learnable else None

@@ -9,8 +9,12 @@
   derivative on at least 95 % of the samples (a sigmoid or tanh unit pushed far from 0):
   their gradient has all but vanished. Dead units are saturated too;
 - *duplicate* units, whose incoming weights and bias (and PReLU slope) equal those of
-  another unit of the layer within 1e-8: what ``init="zeros"`` produces, a layer of
-  ``n`` units that computes one thing ``n`` times.
+  another unit of the layer to within the square root of the weights' machine epsilon,
+  relative to the largest of them (1.5e-8 in float64, 3.5e-4 in float32): what
+  ``init="zeros"`` produces, a layer of ``n`` units that computes one thing ``n``
+  times. Exactly equal in exact arithmetic, such copies can differ in their last bits
+  (BLAS rounds some units' products differently), and training can amplify those
+  differences over many epochs until the units truly part.
 
 It also gives the mean and standard deviation of the activations (a deep network with
 too small initial weights shows them shrinking layer after layer) and, when ``y`` is
@@ -44,8 +48,10 @@ __all__ = ["layer_outputs", "diagnose", "Diagnosis", "LayerDiagnosis"]
 SATURATION_LEVEL = 0.01
 #: ... on at least this fraction of the samples
 SATURATION_SHARE = 0.95
-#: incoming weights closer than this (max abs difference) count as the same unit
-DUPLICATE_TOL = 1e-8
+#: incoming weights closer than this (max abs difference), relative to the layer's
+#: largest, count as the same unit; to the power of the dtype's epsilon (the square
+#: root: rounding differences are copies, weights drawn at random never are)
+DUPLICATE_RTOL_POWER = 0.5
 
 
 @dataclass(frozen=True)
@@ -197,11 +203,15 @@ def diagnose(estimator, X, y=None, sample_weight=None):
 
 
 def _duplicate_fraction(units):
-    """Share of rows of ``units`` equal (within DUPLICATE_TOL) to an earlier row."""
+    """Share of rows of ``units`` equal (within the tolerance, DUPLICATE_RTOL_POWER)
+    to an earlier row."""
+    eps = np.finfo(np.result_type(units.dtype, np.float32)).eps  # float32 or float64
+    tol = (eps ** DUPLICATE_RTOL_POWER
+           * float(np.abs(units).max(initial=0.0)))
     distinct = []
     for row in units:
         gaps = np.abs(np.asarray(distinct) - row).max(axis=1) if distinct else [np.inf]
-        if np.min(gaps) > DUPLICATE_TOL:
+        if np.min(gaps) > tol:
             distinct.append(row)
     return (len(units) - len(distinct)) / len(units)
 

@@ -25,6 +25,7 @@ from sknn_scratch import (
 )
 from sknn_scratch._base import BaseMLPScratch
 from sknn_scratch.activations import Activation, LeakyReLU, PReLU, Tanh
+from sknn_scratch.initializers import RandomNormal
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -171,6 +172,27 @@ def test_zero_initialization_warns_with_a_user_warning(iris):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ZeroInitializationWarning)
         MLPScratchClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, y)
+
+
+def test_the_zero_initialization_warning_names_the_layers_whose_units_are_copies(iris):
+    """A hidden layer's units are copies when their incoming and outgoing weights both
+    start alike, whatever the initializer. Zero incoming weights with random outgoing
+    ones used to warn, though each unit then gets its own gradient; an initializer
+    drawing equal weights (std 0) did not."""
+    X, y = iris
+    kw = dict(hidden_layer_sizes=(6, 5), activation="tanh", max_iter=30, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZeroInitializationWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPScratchClassifier(init=["zeros", "glorot_uniform", "glorot_uniform"],
+                                   **kw).fit(X, y)
+    W = est.coefs_[0]
+    assert (np.abs(W - W[:, :1]).max(axis=0)[1:] > 1e-3).all()  # every unit its own
+    for init, layers in [(RandomNormal(std=0.0), r"\[1, 2\]"),
+                         (["glorot_uniform", "zeros", "zeros"], r"\[2\]"),
+                         (["zeros", "zeros", "glorot_uniform"], r"\[1\]")]:
+        with pytest.warns(ZeroInitializationWarning, match=f"hidden layer\\(s\\) {layers}"):
+            MLPScratchClassifier(init=init, **{**kw, "max_iter": 1}).fit(X, y)
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "logistic"])

@@ -47,8 +47,24 @@ def test_random_init_has_no_duplicates_but_exact_copies_are_found(data):
                                     random_state=0), X, y)
     assert diagnose(est, X)[0].duplicate_fraction == 0
     W, b = est.coefs_[0].copy(), est.intercepts_[0].copy()
-    W[:, 1], b[1] = W[:, 0] + 1e-9, b[0]          # within 1e-8: a copy
+    W[:, 1], b[1] = W[:, 0] + 1e-9, b[0]          # within 1.5e-8 max|W|: a copy
     W[:, 3], b[3] = W[:, 2] + 1e-6, b[2]          # further apart: a different unit
+    est.coefs_ = [W, est.coefs_[1]]
+    est.intercepts_ = [b, est.intercepts_[1]]
+    assert diagnose(est, X)[0].duplicate_fraction == pytest.approx(1 / 6)
+
+
+def test_float32_copies_that_differ_in_their_last_bits_are_found(data):
+    """The tolerance follows the weights' precision: it was 1e-8 whatever the dtype,
+    below float32's rounding of weights near 1, so that rounding parted copies."""
+    X, y = data
+    X = X.astype(np.float32)
+    est = _fit(MLPScratchClassifier((6,), activation="tanh", max_iter=5,
+                                    random_state=0), X, y)
+    W, b = est.coefs_[0].copy(), est.intercepts_[0].copy()
+    assert W.dtype == np.float32
+    W[:, 1], b[1] = np.nextafter(np.nextafter(W[:, 0], 2), 2), b[0]  # 2 ulps apart
+    W[:, 3], b[3] = W[:, 2] + 1e-2, b[2]                        # a different unit
     est.coefs_ = [W, est.coefs_[1]]
     est.intercepts_ = [b, est.intercepts_[1]]
     assert diagnose(est, X)[0].duplicate_fraction == pytest.approx(1 / 6)
