@@ -7,6 +7,8 @@ equality by class and parameters, and cloning through ``sklearn.base.clone``.
 """
 
 import inspect
+import math
+import numbers
 import re
 
 import numpy as np
@@ -14,6 +16,19 @@ import numpy as np
 
 class ParamsMixin:
     """Parameters, repr, equality and cloning from the ``__init__`` signature."""
+
+    #: parameters that must be finite real numbers: name -> least value (None: any)
+    _real_params = {}
+
+    def _check_params(self):
+        """Raise a ValueError naming the first parameter out of its range."""
+        for name, least in self._real_params.items():
+            value = getattr(self, name)
+            if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                    and math.isfinite(value) and (least is None or value >= least)):
+                need = "a finite real number" + ("" if least is None else f" >= {least}")
+                raise ValueError(f"the {name} of {type(self).__name__} must be {need}, "
+                                 f"got {value!r}.")
 
     @classmethod
     def _get_param_names(cls):
@@ -101,8 +116,10 @@ class Registry:
         return sorted(self._classes)
 
     def get(self, spec):
-        """An instance from a name, a class or an instance (returned as is)."""
+        """An instance from a name, a class or an instance (returned as is, once its
+        parameters are checked)."""
         if isinstance(spec, self.base):
+            spec._check_params()
             return spec
         if isinstance(spec, type) and issubclass(spec, self.base):
             return spec()

@@ -334,6 +334,7 @@ class LeakyReLU(Activation):
     """
 
     relu_family = True
+    _real_params = {"negative_slope": None}
 
     def __init__(self, negative_slope=0.01):
         self.negative_slope = negative_slope
@@ -349,7 +350,13 @@ class LeakyReLU(Activation):
 
     def forward(self, z):
         z = np.asarray(z)
-        return np.where(z > 0, z, z * self.negative_slope)
+        slope = self.negative_slope
+        with np.errstate(over="ignore"):  # a slope beyond 1 overflows near the limits
+            negative = z * slope
+        if abs(slope) > 1 and negative.dtype.kind == "f":  # kept finite, as Exp is
+            big = np.finfo(negative.dtype).max
+            np.clip(negative, -big, big, out=negative)
+        return np.where(z > 0, z, negative)
 
     def derivative(self, z):
         z = np.asarray(z)
@@ -394,6 +401,7 @@ class ELU(Activation):
     """
 
     relu_family = True
+    _real_params = {"alpha": None}
 
     def __init__(self, alpha=1.0):
         self.alpha = alpha

@@ -75,6 +75,8 @@ class RandomNormal(Initializer):
     np.float64(0.01)
     """
 
+    _real_params = {"std": 0.0}
+
     def __init__(self, std=0.01):
         self.std = std
 
@@ -93,6 +95,8 @@ class RandomUniform(Initializer):
     >>> bool(abs(RandomUniform(0.05)(10, 10, np.random.RandomState(0))).max() <= 0.05)
     True
     """
+
+    _real_params = {"limit": 0.0}
 
     def __init__(self, limit=0.05):
         self.limit = limit
@@ -121,6 +125,8 @@ class VarianceScaling(Initializer):
     >>> round(float(w.var() * 400), 1)
     2.0
     """
+
+    _real_params = {"scale": 0.0}
 
     def __init__(self, scale=1.0, mode="fan_in", distribution="normal"):
         self.scale = scale

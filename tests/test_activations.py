@@ -165,10 +165,15 @@ def test_derivative_conventions_at_zero():
 EXTREMES = [-1e308, -1e4, 0.0, 1e4, 1e308]
 
 
+# and parameters that scale z beyond 1 (a slope of 2 used to overflow at -1e308)
+EXTREME_ACTS = [acts.get(name) for name in NAMES] + [
+    acts.LeakyReLU(2.0), acts.LeakyReLU(-3.0), acts.ELU(alpha=5.0)]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", NAMES)
-def test_no_warning_and_finite_at_extreme_inputs(name, dtype):
-    act = acts.get(name)
+@pytest.mark.parametrize("act", EXTREME_ACTS, ids=repr)
+def test_no_warning_and_finite_at_extreme_inputs(act, dtype):
+    name = repr(act)
     big = float(np.finfo(dtype).max)
     values = [np.clip(v, -big, big) for v in EXTREMES] + [-big, big]
     # one row (softmax couples a row) and one column (each value alone in its row)

@@ -12,7 +12,9 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
-from sknn_scratch.initializers import Initializer
+from sknn_scratch.activations import ELU, LeakyReLU
+from sknn_scratch.initializers import (Initializer, RandomNormal, RandomUniform,
+                                       VarianceScaling)
 
 RNG = np.random.RandomState(0)
 X = RNG.randn(30, 3)
@@ -310,6 +312,16 @@ BAD_SPECS = [
     ("init", "gaussian", r"Invalid init='gaussian'.*Use one of \["),
     ("init", ["he_uniform"], "init has 1 entries but the network has 2 layers"),
     ("output_activation", "swoosh", "Invalid output_activation='swoosh'"),
+    # parameters of the objects, checked at fit: a NaN slope used to train into
+    # "Solver produced non-finite parameter weights", a negative scale to warn in sqrt
+    ("activation", LeakyReLU(np.nan), re.escape(
+        "Invalid activation=LeakyReLU(negative_slope=nan): the negative_slope of "
+        "LeakyReLU must be a finite real number, got nan.")),
+    ("activation", [ELU(alpha=None)], "the alpha of ELU must be a finite real number"),
+    ("init", VarianceScaling(scale=-1.0), re.escape(
+        "the scale of VarianceScaling must be a finite real number >= 0.0, got -1.0")),
+    ("init", RandomNormal(std="wide"), "the std of RandomNormal must be a finite real"),
+    ("init", ["zeros", RandomUniform(limit=np.inf)], "the limit of RandomUniform must"),
 ]
 
 
