@@ -301,6 +301,7 @@ class ReLU(Activation):
         return np.maximum(z, 0)
 
     def derivative(self, z):
+        z = np.asarray(z)
         return (z > 0).astype(np.result_type(z, np.float32))
 
     def inverse(self, a):
@@ -627,6 +628,7 @@ class Softmax(Activation):
     output_only = True
 
     def forward(self, z):
+        z = np.asarray(z)  # np.result_type reads a list as a dtype
         return self.forward_(np.array(z, dtype=np.result_type(z, np.float32)))
 
     def derivative(self, z):
@@ -660,6 +662,7 @@ class Exp(Activation):
     needs_input = False
 
     def forward(self, z):
+        z = np.asarray(z)  # np.result_type reads a list as a dtype
         return self.forward_(np.array(z, dtype=np.result_type(z, np.float32)))
 
     def derivative(self, z):

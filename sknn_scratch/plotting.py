@@ -42,7 +42,7 @@ def plot_activations(activations=None, z=None, *, ax=None, annotate=None):
 
     Parameters
     ----------
-    activations : list of (str or Activation), optional
+    activations : str, Activation or list of them, optional
         Default: every built-in hidden activation.
     z : array-like, optional
         Points to draw, default ``linspace(-5, 5, 1001)``.
@@ -57,6 +57,8 @@ def plot_activations(activations=None, z=None, *, ax=None, annotate=None):
     -------
     matplotlib.figure.Figure
     """
+    if isinstance(activations, (str, _act.Activation, type)):
+        activations = [activations]  # one, as plot_loss_curves takes one estimator
     acts = [_act.get(a) for a in (activations or _default_activations())]
     for act in acts:
         if act.output_only:

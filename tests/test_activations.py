@@ -38,6 +38,20 @@ def test_forward_and_derivative_keep_shape_and_dtype(name, dtype):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_forward_and_derivative_take_python_scalars_and_lists(name):
+    """As numpy's own functions do: ReLU's derivative of a float, and softmax and exp
+    of a list, used to fail (a bool has no astype; np.result_type reads a list as a
+    dtype)."""
+    act = acts.get(name)
+    z = [0.5, -1.0, 2.0]
+    for method in (act.forward, act.derivative):
+        np.testing.assert_array_equal(method(z), method(np.array(z)))
+        if not act.output_only:  # softmax couples the values of a row
+            assert np.shape(method(0.5)) == ()
+            assert method(0.5) == method(np.array([0.5]))[0]
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_check_derivative_passes_every_builtin(name):
     assert check_derivative(name) < 1e-6
 

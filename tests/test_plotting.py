@@ -109,6 +109,21 @@ def test_plot_activations_tells_apart_two_of_the_same_name_by_their_parameters()
                       "elu", "tanh"]
 
 
+@pytest.mark.parametrize("one", ["tanh", "LeakyReLU", "Tanh"])
+def test_plot_activations_takes_one_activation_alone(one):
+    """A string used to be read letter by letter ("Unknown activation 't'"), and an
+    object or a class was not iterable."""
+    from sknn_scratch import activations
+
+    spec = {"tanh": "tanh", "LeakyReLU": activations.LeakyReLU(0.1),
+            "Tanh": activations.Tanh}[one]
+    alone, listed = plot_activations(spec), plot_activations([spec])
+    for ax_alone, ax_listed in zip(alone.axes, listed.axes, strict=True):
+        assert ([np.asarray(line.get_ydata()).tolist() for line in ax_alone.get_lines()]
+                == [np.asarray(line.get_ydata()).tolist()
+                    for line in ax_listed.get_lines()])
+
+
 def test_plot_activations_refuses_an_output_only_activation():
     with pytest.raises(ValueError, match="not elementwise"):
         plot_activations(["relu", "softmax"])
