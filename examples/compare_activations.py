@@ -9,7 +9,7 @@ activation at its best initialization.
 
 Usage::
 
-    python examples/compare_activations.py                    # ~25 s on 2 cores
+    python examples/compare_activations.py                    # 6 to 12 s on 2 cores
     python examples/compare_activations.py --quick --out /tmp/quick.png
 
 Three hidden layers of 32 units make the initialization matter: with the
