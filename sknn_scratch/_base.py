@@ -555,12 +555,15 @@ class BaseMLPScratch(BaseEstimator):
         self._optimizer = None  # its moments hold the non-finite values
         if not any(math.isfinite(loss) for loss in self.loss_curve_):
             raise ValueError(_NONFINITE_MSG)
+        # diverged in the model's first epoch: the weights it started from
+        kept = ("The initial weights, the last with a finite loss, were kept: the model "
+                "is untrained." if len(self.loss_curve_) == 1 else
+                "The last weights with a finite loss were kept.")
         warnings.warn(
             f"Training diverged at epoch {epoch or self.n_iter_}: the loss, the weights "
             "or the optimizer state became non-finite. The learning rate "
             f"(learning_rate_init={self.learning_rate_init}) is likely too high, or the "
-            "input is not scaled (try StandardScaler). The last weights with a finite "
-            "loss were kept.", ConvergenceWarning)
+            f"input is not scaled (try StandardScaler). {kept}", ConvergenceWarning)
 
     def _no_improvement(self, val):
         """scikit-learn's stopping rule; True when training should stop."""

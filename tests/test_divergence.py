@@ -232,8 +232,10 @@ def test_blow_up_cut_short_by_max_iter_is_caught():
     est = MLPScratchRegressor(activation="identity", hidden_layer_sizes=(3,),
                               max_iter=5, random_state=0, solver="sgd")
     Xs, ys = np.array([[123, 0]]), np.array([17.64052346])
-    with pytest.warns(ConvergenceWarning, match="diverged at epoch 5"):
+    with pytest.warns(ConvergenceWarning, match="diverged at epoch 5") as caught:
         est.fit(Xs, ys)
+    diverged = [str(w.message) for w in caught if "diverged" in str(w.message)]
+    assert diverged[0].endswith("The last weights with a finite loss were kept.")
     assert np.all(np.isfinite(est.loss_curve_))
     assert np.isfinite(est.predict(Xs)).all()
     assert _data_loss(est, Xs.astype(float), ys[:, None]) == est.loss_curve_[-1]
@@ -280,8 +282,12 @@ def test_validation_outputs_beyond_the_float_range_score_minus_infinity():
 
 
 def test_best_loss_counts_the_finite_epoch_after_which_training_diverged():
+    """The clipped log-loss of the first epoch is finite, its weights are not: the
+    warning says that the weights kept are the initial ones."""
     est = MLPScratchClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
-    with pytest.warns(ConvergenceWarning, match="diverged at epoch 1"):
+    with pytest.warns(ConvergenceWarning, match="diverged at epoch 1: .* The initial "
+                      "weights, the last with a finite loss, were kept: the model is "
+                      "untrained."):
         est.fit(X * 1e305, Y_CLS)
     assert len(est.loss_curve_) == 1 and np.isfinite(est.loss_curve_[0])
     assert est.best_loss_ == est.loss_ == est.loss_curve_[0]
