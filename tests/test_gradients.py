@@ -47,7 +47,18 @@ def _hidden_activations():
     return sorted(seen.values(), key=lambda a: a.name) + [Sine()]
 
 
-HIDDEN = _hidden_activations()
+# and parameters off their defaults: ELU's fast derivative has a (1 - alpha) term
+HIDDEN = _hidden_activations() + [acts.ELU(alpha=0.5), acts.ELU(alpha=-0.3),
+                                  acts.LeakyReLU(2.0), acts.LeakyReLU(-0.5)]
+
+
+class _PlainExp(acts.Exp):
+    """exp under another name: the Poisson deviance's general dl/da g'(z), not a - y.
+    (A subclass of Exp used to get (a - y) g'(z), half the gradient's size off.)"""
+
+
+class _PlainSigmoid(acts.Sigmoid):
+    """The sigmoid under another name: binary cross-entropy's general path."""
 
 # (output activation, loss, number of outputs, target kind), SPEC 4.4 and multi-output
 PAIRINGS = {
@@ -58,6 +69,11 @@ PAIRINGS = {
     "identity_squared": ("identity", "squared_error", 1, "real"),
     "exp_poisson": ("exp", "poisson", 1, "counts"),
     "multioutput": ("identity", "squared_error", 3, "real"),
+    # output activations without the loss's a - y: dl/da times g'(z)
+    "tanh_squared": ("tanh", "squared_error", 1, "real"),
+    "softplus_squared": ("softplus", "squared_error", 1, "nonnegative"),
+    "exp_subclass_poisson": (_PlainExp(), "poisson", 1, "counts"),
+    "sigmoid_subclass_binary": (_PlainSigmoid(), "binary_log_loss", 1, "binary"),
 }
 
 
@@ -136,7 +152,7 @@ def _unclipped(net, flat, X):
     Where the clip binds, the loss is flat while its gradient is that of the unclipped
     loss (as in scikit-learn); that is the clip's doing, not the gradient's.
     """
-    if net.activations[-1].name not in ("sigmoid", "softmax"):
+    if not isinstance(net.activations[-1], (acts.Sigmoid, acts.Softmax)):
         return True
     p = net.predict(X, *net.unpack(flat.copy()))
     return bool(p.min() > 1e-8 and p.max() < 1 - 1e-8)
@@ -173,7 +189,7 @@ def _analytic(net, flat, X, Y, sw, alpha):
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("pairing", list(PAIRINGS))
-@pytest.mark.parametrize("hidden", HIDDEN, ids=lambda a: a.name)
+@pytest.mark.parametrize("hidden", HIDDEN, ids=repr)
 def test_gradient_matches_finite_differences(hidden, pairing, weighted, alpha):
     net, flat, X, Y, rng = _problem(hidden, pairing, seed=0)
     sw = None
