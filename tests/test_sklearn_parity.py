@@ -126,6 +126,94 @@ def test_steps_keep_matching(kind):
     _assert_same_weights(ours, theirs)
 
 
+# each optimizer setting off its default, in mini-batches (3 per epoch, in order)
+OPTIMIZERS = {
+    "adam": dict(solver="adam", beta_1=0.8, beta_2=0.99, epsilon=1e-6,
+                 learning_rate_init=0.01),
+    "nesterov": dict(solver="sgd", momentum=0.9, nesterovs_momentum=True),
+    "momentum": dict(solver="sgd", momentum=0.9, nesterovs_momentum=False),
+    "invscaling": dict(solver="sgd", momentum=0.5, learning_rate="invscaling",
+                       power_t=0.3, learning_rate_init=0.2),
+}
+
+
+def _fresh_optimizers(theirs, ours):
+    """Both start the next partial_fit with a new optimizer (no state from the fits
+    that built them, which took other weights' steps)."""
+    del theirs._optimizer
+    ours._optimizer = None
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_optimizer_settings_take_the_same_steps(kind, name):
+    X, y, sw = _problem(kind)
+    theirs, ours = _pair(kind, "tanh", X.shape[0])
+    for est in (theirs, ours):
+        est.set_params(**OPTIMIZERS[name], batch_size=20, shuffle=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+    _load(ours, ([c.copy() for c in theirs.coefs_],
+                 [b.copy() for b in theirs.intercepts_]))
+    _fresh_optimizers(theirs, ours)
+    start = [c.copy() for c in ours.coefs_]
+    for _ in range(4):
+        theirs.partial_fit(X, y, sample_weight=sw)
+        ours.partial_fit(X, y, sample_weight=sw)
+        assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-10)
+    assert sum(np.abs(c - w).sum() for c, w in zip(ours.coefs_, start)) > 1e-3
+    _assert_same_weights(ours, theirs)
+
+
+@pytest.mark.parametrize("stop", [dict(tol=1e-2), dict(max_fun=7), dict(max_iter=4)])
+def test_lbfgs_stops_where_scikit_learn_does(stop):
+    """From the same weights (a warm start), the same iterations, loss and weights,
+    whichever rule stops it."""
+    X, y, _ = _problem("multiclass")
+    theirs, ours = _pair("multiclass", "tanh", X.shape[0])
+    for est in (theirs, ours):
+        est.set_params(solver="lbfgs", max_iter=200, warm_start=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+    _load(ours, ([c.copy() for c in theirs.coefs_],
+                 [b.copy() for b in theirs.intercepts_]))
+    for est in (theirs, ours):
+        est.set_params(**{"tol": 1e-4, "max_fun": 15000, "max_iter": 200, **stop})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-8)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_poisson_regressor_steps_like_scikit_learns():
+    """loss="poisson" (an exp output): the same predictions and the same SGD step from
+    the same weights."""
+    X, y, sw = _problem("regression")
+    y = np.random.RandomState(0).poisson(np.exp(0.5 * X[:, 0]))
+    common = dict(loss="poisson", hidden_layer_sizes=(5, 4), activation="tanh",
+                  solver="sgd", momentum=0.0, batch_size=X.shape[0],
+                  learning_rate_init=0.05, alpha=ALPHA, max_iter=3, random_state=0)
+    theirs, ours = MLPRegressor(**common), MLPScratchRegressor(**common)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs.fit(X, y)
+        ours.fit(X, y)
+    _load(ours, ([c.copy() for c in theirs.coefs_],
+                 [b.copy() for b in theirs.intercepts_]))
+    assert ours.out_activation_ == theirs.out_activation_ == "exp"
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), **TOL)
+    for _ in range(3):
+        theirs.partial_fit(X, y, sample_weight=sw)
+        ours.partial_fit(X, y, sample_weight=sw)
+        assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-10)
+    _assert_same_weights(ours, theirs)
+
+
 def test_multilabel_partial_fit_takes_classes_like_sklearn():
     """A first multi-label partial_fit takes its labels from the indicator's columns."""
     X, y, _ = _problem("multilabel")
