@@ -25,7 +25,7 @@ from sknn_scratch import (
 )
 from sknn_scratch._base import BaseMLPScratch
 from sknn_scratch.activations import Activation, LeakyReLU, PReLU, Tanh
-from sknn_scratch.initializers import RandomNormal
+from sknn_scratch.initializers import Initializer, RandomNormal
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -211,18 +211,30 @@ def test_the_zero_initialization_warning_names_the_layers_whose_units_are_copies
             MLPScratchClassifier(init=init, **{**kw, "max_iter": 1}).fit(X, y)
 
 
+class _Constant(Initializer):
+    def __init__(self, value=0.1):
+        self.value = value
+
+    def __call__(self, fan_in, fan_out, random_state):
+        return np.full((fan_in, fan_out), self.value)
+
+
+@pytest.mark.parametrize("init", ["zeros", _Constant(0.1)], ids=["zeros", "constant"])
 @pytest.mark.parametrize("activation", ["tanh", "relu", "logistic"])
-def test_zero_initialized_hidden_units_stay_identical(activation, iris):
+def test_zero_initialized_hidden_units_stay_identical(activation, init, iris):
+    """And units that start equal but not at 0, whose weights move with tanh and ReLU
+    too (zeros stay 0 there, where g(0) = 0, which proves nothing about symmetry)."""
     X, y = iris
     est = MLPScratchClassifier(hidden_layer_sizes=(6, 5), activation=activation,
-                               init="zeros", max_iter=50, random_state=0)
+                               init=init, max_iter=50, random_state=0)
     with pytest.warns(ZeroInitializationWarning):
         est.fit(X, y)
     for W, b in zip(est.coefs_[:-1], est.intercepts_[:-1]):
         np.testing.assert_allclose(W, W[:, :1] * np.ones_like(W), rtol=1e-12, atol=0)
         np.testing.assert_allclose(b, b[0], rtol=1e-12, atol=0)
-    if activation == "logistic":  # sigmoid(0) = 0.5 != 0: the weights did move
-        assert np.abs(est.coefs_[0]).max() > 1e-6
+    if activation == "logistic" or init != "zeros":  # the weights did move
+        moved = np.abs(est.coefs_[0] - (0 if init == "zeros" else 0.1)).max()
+        assert moved > 1e-6
 
 
 def test_wrong_custom_derivative_is_caught_at_fit(iris):
