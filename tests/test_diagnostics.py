@@ -276,10 +276,17 @@ def test_check_derivative_flags_a_wrong_derivative(factor):
     assert check_derivative(_WrongDerivative(1.0)) < 1e-7
 
 
-def test_fit_rejects_a_wrong_custom_derivative(data):
+@pytest.mark.parametrize("factor", [2.0, 1.01, 0.999])
+def test_fit_rejects_a_wrong_custom_derivative(data, factor):
+    """Even one 1 % or 0.1 % off (relative errors 0.0099 and 0.001, above the 1e-4
+    the fit allows); the right one trains."""
     X, y = data
     with pytest.raises(ValueError, match="derivative"):
-        MLPScratchClassifier((3,), activation=_WrongDerivative(2.0)).fit(X, y)
+        MLPScratchClassifier((3,), activation=_WrongDerivative(factor)).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        MLPScratchClassifier((3,), activation=_WrongDerivative(1.0),
+                             max_iter=2).fit(X, y)
 
 
 # ----------------------------------------------------------------------------- PReLU
