@@ -551,6 +551,43 @@ def validation_spy(monkeypatch):
     return seen
 
 
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_early_stopping_scores_the_validation_split_with_its_weights(validation_spy,
+                                                                     kind):
+    """The validation loss and score of an epoch weigh the split's rows by their
+    sample weights, as the training objective does."""
+    from sklearn.metrics import accuracy_score, r2_score
+
+    if kind == "regression":
+        X, y = _regression()
+        est = MLPScratchRegressor(hidden_layer_sizes=(5,), early_stopping=True,
+                                  max_iter=1, random_state=0)
+    else:
+        X, y = make_classification(n_samples=150, n_features=5, n_informative=3,
+                                   n_classes=2 if kind == "binary" else 3,
+                                   random_state=0)
+        est = MLPScratchClassifier(hidden_layer_sizes=(5,), early_stopping=True,
+                                   max_iter=1, random_state=0)
+    sw = np.random.RandomState(0).uniform(0.1, 5.0, len(y))
+    est.fit(X, y, sample_weight=sw)  # one epoch: the model is that epoch's
+    X_val, y_val = validation_spy[0]
+    sw_val = sw[[np.flatnonzero((X == x).all(axis=1))[0] for x in X_val]]
+    if kind == "regression":
+        pred = est.predict(X_val)
+        losses = [0.5 * np.average((pred - y_val) ** 2, weights=w)
+                  for w in (sw_val, None)]
+        scores = [r2_score(y_val, pred, sample_weight=w) for w in (sw_val, None)]
+    else:
+        proba, pred = est.predict_proba(X_val), est.predict(X_val)
+        losses = [log_loss(y_val, proba, sample_weight=w, labels=est.classes_)
+                  for w in (sw_val, None)]
+        scores = [accuracy_score(y_val, pred, sample_weight=w) for w in (sw_val, None)]
+    assert est.validation_loss_curve_[0] == pytest.approx(losses[0], rel=1e-9)
+    assert est.validation_scores_[0] == pytest.approx(scores[0], rel=1e-9)
+    # the weights make a difference here, so the equalities above say something
+    assert abs(losses[0] - losses[1]) > 1e-4 and scores[0] != scores[1]
+
+
 @pytest.mark.parametrize("n, n_classes, fraction", [
     (150, 3, 0.1),   # ceil(0.1 * 150) = 15
     (40, 5, 0.01),   # the number of classes: 5
