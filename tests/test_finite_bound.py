@@ -142,6 +142,32 @@ def test_the_bound_never_calls_an_overflowing_loss_finite(
             assert math.isfinite(net.data_value(flat, X, Y))
 
 
+# per loss: output a (broadcast over the rows), target y, and the bounds on |a|, |z|,
+# |y|, chosen where one term is surely finite in float32 and 10 million are not
+MANY_TERMS = {
+    "squared_error": (7.5e15, -7.5e15, (7.5e15, 7.5e15, 7.5e15)),
+    "binary_log_loss": (0.0, 3e30, (1.0, 50.0, 3e30)),   # p clipped to eps
+    "log_loss": (0.0, 5e30, (1.0, 50.0, 5e30)),
+    "poisson": (math.exp(-0.1), 6e29, (math.exp(0.1), 0.1, 6e29)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_each_loss_bound_counts_its_terms(name):
+    """The bound multiplies by the number of terms: 10 million terms, each far from
+    overflowing alone, overflow float32 together. (Dropping the count from a bound
+    passed the random-network test above, whose 7 rows the 1e6 margin absorbs.)"""
+    a, y, (a_bound, z_bound, y_bound) = MANY_TERMS[name]
+    loss, n = LOSSES[name](), 10 ** 7
+    limit = float(np.finfo(np.float32).max) * 1e-6  # as Network.surely_finite asks
+    assert loss.surely_finite(a_bound, z_bound, y_bound, 1, limit)
+    assert math.isfinite(loss.value(np.full((1, 1), y, np.float32),
+                                    np.full((1, 1), a, np.float32)))
+    rows = (np.broadcast_to(np.float32(y), (n, 1)), np.broadcast_to(np.float32(a), (n, 1)))
+    assert loss.value(*rows) == math.inf
+    assert not loss.surely_finite(a_bound, z_bound, y_bound, n, limit)
+
+
 def _count_checks(monkeypatch):
     calls = []
     original = Network.data_value
