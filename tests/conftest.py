@@ -1,7 +1,13 @@
 """Make the repository root importable so the tests run without installing."""
 
+import os
 import sys
 from pathlib import Path
+
+# scikit-learn's check_array_api_input needs scipy's array API support, which scipy
+# reads from the environment when it is first imported (below): without it the check
+# is skipped, for all 14 configurations of the estimators
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
