@@ -18,9 +18,11 @@ numpy and scipy each bring their own OpenBLAS; both are loaded (importing this p
 imports scipy's optimizer) before the limits are set, so both obey them.
 """
 
+import numbers
 import os
 from collections import defaultdict
 
+import threadpoolctl
 from joblib import cpu_count
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -70,7 +72,8 @@ def limit_blas_threads(client, n_threads=None):
     it; numpy's and scipy's OpenBLAS (pthreads) are process-wide.
     """
     if n_threads is not None and (isinstance(n_threads, bool)
-                                  or int(n_threads) != n_threads or n_threads < 1):
+                                  or not isinstance(n_threads, numbers.Integral)
+                                  or n_threads < 1):
         raise ValueError(f"n_threads must be a positive integer or None, "
                          f"got {n_threads!r}.")
     layout = client.run(_worker_layout)  # {address: (host, dask threads, cores)}
@@ -101,3 +104,10 @@ def _set_blas_threads(n):
     import scipy.optimize  # noqa: F401  # scipy's OpenBLAS, loaded before the limit
 
     threadpool_limits(limits=n, user_api="blas")
+    # threadpoolctl lets the thread that set a pthreads OpenBLAS's count be the only
+    # one that sets it from then on: this one (the worker's event loop), so that a
+    # task's own limits (lbfgs's one scipy BLAS thread) would do nothing. Left free.
+    controller = getattr(threadpoolctl, "OpenBLASController", None)
+    clear = getattr(controller, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)

@@ -182,6 +182,10 @@ def test_limit_blas_threads_on_a_dask_cluster():
             client.scheduler_info()["workers"], 2)
         for per_library in client.run(blas_threads).values():
             assert len(per_library) >= 2 and set(per_library.values()) == {2}
+        # a task's own limit still holds (lbfgs's one scipy BLAS thread): setting the
+        # count from the worker's event loop used to make that thread the only one
+        # threadpoolctl let set it
+        assert client.submit(_scipy_blas_threads_under_a_limit_of_1).result() == [1]
         # by default: the cores of the machine shared by its 2 single-threaded workers
         share = max(1, cpu_count() // 2)
         assert set(limit_blas_threads(client).values()) == {share}
@@ -189,8 +193,17 @@ def test_limit_blas_threads_on_a_dask_cluster():
             assert set(per_library.values()) == {share}
 
 
-@pytest.mark.parametrize("n_threads", [0, -1, 1.5, True, "2"])
+def _scipy_blas_threads_under_a_limit_of_1():
+    from sknn_scratch._threads import scipy_blas_pool
+
+    with scipy_blas_pool().limit(limits=1):
+        return [lib.num_threads for lib in scipy_blas_pool().lib_controllers]
+
+
+@pytest.mark.parametrize("n_threads", [0, -1, 1.5, 2.0, True, "2", "x", float("nan"),
+                                       float("inf"), [2]])
 def test_limit_blas_threads_rejects_bad_counts(n_threads):
+    """With a message that names n_threads ("x" or NaN used to fail in int())."""
     with pytest.raises((ValueError, TypeError), match="n_threads"):
         limit_blas_threads(client=None, n_threads=n_threads)
 
