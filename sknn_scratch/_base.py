@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import activations as _act
 from . import initializers as _init
-from ._processes import ProcessTeam, resolve_n_jobs
+from ._processes import ProcessTeam, resolve_n_jobs, using_blas
 from .network import Network, abs_max
 from .solvers import SGD, Adam, lbfgs
 
@@ -118,6 +118,12 @@ class BaseMLPScratch(BaseEstimator):
         return network.dtype
 
     def _fit(self, X, y, sample_weight, incremental, classes=None):
+        # counted among this process's BLAS users: no n_jobs team of another thread
+        # forks while it runs (see _processes.using_blas)
+        with using_blas():
+            return self._train(X, y, sample_weight, incremental, classes)
+
+    def _train(self, X, y, sample_weight, incremental, classes):
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start
                                                      and not incremental)
         saved = dict(self.__dict__)
@@ -481,8 +487,16 @@ class BaseMLPScratch(BaseEstimator):
             warnings.warn(f"n_jobs={self.n_jobs} needs os.fork, which this platform "
                           "lacks: training runs in one process.", UserWarning)
             return None
-        return ProcessTeam(n_procs, self._network, self._optimizer, self._params,
+        team = ProcessTeam(n_procs, self._network, self._optimizer, self._params,
                            gather, self.alpha)
+        if not team.reserve():
+            warnings.warn(
+                f"n_jobs={self.n_jobs}: another fit or prediction is running in a thread "
+                "of this process, and forking while it may run multi-threaded BLAS can "
+                "hang the process (OpenBLAS's fork handler): this fit trains in one "
+                "process.", UserWarning)
+            return None
+        return team
 
     def _run_epoch(self, gather, grad, team=None):
         """One pass over the data in mini-batches: ``(mean batch objective, rows of the
@@ -700,7 +714,7 @@ class BaseMLPScratch(BaseEstimator):
             X = X.astype(dtype)
         coefs = [np.asarray(c, dtype) for c in self.coefs_]
         intercepts = [np.asarray(b, dtype) for b in self.intercepts_]
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"), using_blas():
             out = self._network.predict(X, coefs, intercepts, self._slopes)
         if not np.isfinite(out).all():  # never hand back NaN or inf silently
             raise ValueError(

@@ -42,7 +42,7 @@ import threadpoolctl
 
 from ._threads import numpy_blas_pool
 
-__all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs"]
+__all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs", "using_blas"]
 
 #: Memory of the latest team in this process, for memory benchmarks (bytes): the shared
 #: memory it held, and when tracemalloc was tracing, each forked process's traced peak
@@ -147,6 +147,21 @@ class ProcessTeam:
         self._commands = 0  # commands given when the team forked
         self._traced_at_fork = 0
         self._parent = os.getpid()
+        self._reserved = False  # holds the fork reservation (reserve_fork) until forked
+
+    def reserve(self):
+        """Reserve the fork (see :func:`reserve_fork`); False if another fit or
+        prediction of this process is running."""
+        self._reserved = reserve_fork()
+        return self._reserved
+
+    def _release(self):
+        if self._reserved:
+            self._reserved = False
+            release_fork()
+
+    def __del__(self):
+        self._release()  # a team made but never entered (an interrupt in between)
 
     @property
     def shared_bytes(self):
@@ -161,7 +176,10 @@ class ProcessTeam:
     def __enter__(self):
         try:
             with _sigint_deferred():  # forks and thread limits are set up whole
-                self._enter()
+                try:
+                    self._enter()
+                finally:
+                    self._release()  # forked (or failed): fits and predictions go on
         except BaseException:  # a Ctrl-C held back until now included: undone
             self.__exit__(None, None, None)
             raise
@@ -216,6 +234,7 @@ class ProcessTeam:
         return False
 
     def _exit(self):
+        self._release()
         self.control[_ABORT] = 1  # the forked processes exit when they see it
         pids, self._pids = self._pids, {}
         # every step runs whatever interrupts the one before (Ctrl-C may land here):
@@ -493,6 +512,46 @@ class ProcessTeam:
         """Say so, and exit (what it wrote to shared memory is written by then)."""
         self.left[rank] = 1
         os._exit(code)
+
+
+# Forking while another thread of this process is inside a multi-threaded OpenBLAS
+# call can hang the process: OpenBLAS's fork handler shuts its thread pool down under
+# that call (fork and call then wait for each other). The package's own fits and
+# predictions, in any thread, count themselves here; a team forks only when its own fit
+# is the one counted, and no fit or prediction starts while a team is about to fork.
+_blas_users = {"running": 0, "forking": 0}
+_blas_users_changed = threading.Condition()
+
+
+@contextlib.contextmanager
+def using_blas():
+    """The block (a fit or a prediction) may run BLAS: no team forks meanwhile."""
+    with _blas_users_changed:
+        while _blas_users["forking"]:
+            _blas_users_changed.wait()
+        _blas_users["running"] += 1
+    try:
+        yield
+    finally:
+        with _blas_users_changed:
+            _blas_users["running"] -= 1
+            _blas_users_changed.notify_all()
+
+
+def reserve_fork():
+    """From inside ``using_blas``: True, and no fit or prediction starts until
+    :func:`release_fork`, if no other is running; False otherwise."""
+    with _blas_users_changed:
+        if _blas_users["running"] > 1 or _blas_users["forking"]:
+            return False
+        _blas_users["forking"] += 1
+        return True
+
+
+def release_fork():
+    with _blas_users_changed:
+        _blas_users["forking"] -= 1
+        _blas_users_changed.notify_all()
 
 
 # threads waiting for the processes of finished teams to exit (see join_reapers)

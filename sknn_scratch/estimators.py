@@ -55,8 +55,10 @@ _COMMON_DOC = """
         result agrees with ``n_jobs=None`` to rounding (the gradient's terms are summed
         in another order) and is the same at every run with the same ``n_jobs``.
         ``lbfgs``, whose full-batch products BLAS already spreads over the cores,
-        ignores it; so do platforms without ``os.fork`` (with a warning). Leave it at
-        None when fits already run in parallel (``GridSearchCV(n_jobs=...)``).
+        ignores it; so do platforms without ``os.fork`` (with a warning), and a fit
+        that starts while another fit or prediction runs in a thread of this process
+        (with a warning: forking then can hang OpenBLAS). Leave it at None when fits
+        already run in parallel (``GridSearchCV(n_jobs=...)``).
 
     Attributes
     ----------

@@ -13,10 +13,13 @@ import mmap
 import os
 import pickle
 import signal
+import subprocess
+import sys
 import threading
 import tracemalloc
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +35,7 @@ from sknn_scratch.network import Network
 
 RNG = np.random.default_rng(0)
 N = 203  # batches of 32 rows and a last one of 11
+ROOT = Path(__file__).resolve().parents[1]
 X = RNG.standard_normal((N, 6))
 Y_CLS = np.argmax(X[:, :3] + 0.5 * RNG.standard_normal((N, 3)), axis=1)
 Y_BIN = (X[:, 0] + X[:, 1] > 0).astype(int)
@@ -685,15 +689,20 @@ def test_ctrl_c_while_the_team_starts_or_stops_waits_until_it_is_done(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_teams_of_fits_in_threads_share_the_blas_limit_and_the_reapers(blas_two,
-                                                                       monkeypatch):
-    """Fits with n_jobs=2 running at once in threads: each joins the others' reapers
-    without tripping over them, each trains with one BLAS thread (threadpoolctl lets
-    one thread at a time set it), and the limit goes back to the original only when
-    the last team is done, not to the 1 another team had set."""
-    errors, results, during = [], {}, []
-    _hook_data_grad(monkeypatch, lambda in_parent: in_parent and during.append(
-        _blas_threads()))
+def test_fits_in_threads_at_once_share_the_reapers_and_put_the_blas_limit_back(
+        blas_two, monkeypatch):
+    """Fits with n_jobs=2 running at once in threads: each trains (in a team when its
+    fit runs alone, in one process otherwise, see below) to the model of a fit made
+    alone, up to rounding; each joins the others' reapers without tripping over them,
+    and the BLAS limit goes back to the original once all are done."""
+    errors, results, reserved = [], {}, []
+    reserve = _processes.reserve_fork
+
+    def recording():
+        reserved.append(reserve())
+        return reserved[-1]
+
+    monkeypatch.setattr(_processes, "reserve_fork", recording)
 
     def fits(seed):
         try:
@@ -704,19 +713,62 @@ def test_teams_of_fits_in_threads_share_the_blas_limit_and_the_reapers(blas_two,
             errors.append(repr(exc))
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore")  # convergence, and training in one process
         threads = [threading.Thread(target=fits, args=(seed,)) for seed in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        alone = _clf(n_jobs=2, random_state=3, max_iter=2).fit(X[:400], Y_CLS[:400])
-    assert not errors
-    np.testing.assert_array_equal(results[3, 400], alone.coefs_[0])
+        assert not errors
+        for (seed, size), coefs in results.items():
+            alone = _clf(n_jobs=2, random_state=seed, max_iter=2).fit(X[:size],
+                                                                     Y_CLS[:size])
+            np.testing.assert_allclose(coefs, alone.coefs_[0], rtol=1e-9, atol=1e-12)
+    assert len(reserved) >= 12
     _processes.join_reapers()
     assert _blas_threads() == blas_two
-    numpy_blas = _numpy_blas().filepath
-    assert during and all(dict(seen)[numpy_blas] == 1 for seen in during)
+
+
+def test_a_team_forks_only_while_no_other_fit_or_prediction_runs(forks):
+    """Forking while another thread is inside a multi-threaded OpenBLAS call can hang
+    the process (OpenBLAS's fork handler and the call wait for each other): with
+    another fit or prediction of this process running, an n_jobs fit warns and trains
+    in one process, to the team's model up to rounding."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        team = _clf(n_jobs=2, max_iter=2).fit(X, Y_CLS)
+        assert len(forks) == 1
+        with _processes.using_blas():  # as another thread's fit would be
+            with pytest.warns(UserWarning, match="another fit or prediction is "
+                              "running in a thread of this process"):
+                alone = _clf(n_jobs=2, max_iter=2).fit(X, Y_CLS)
+        assert len(forks) == 1
+        again = _clf(n_jobs=2, max_iter=2).fit(X, Y_CLS)  # alone again: a team
+    assert len(forks) == 2
+    np.testing.assert_allclose(alone.coefs_[0], team.coefs_[0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(again.coefs_[0], team.coefs_[0])
+    assert _processes._blas_users == {"running": 0, "forking": 0}
+
+
+def test_a_team_fit_beside_a_fit_in_another_thread_does_not_hang():
+    """The case that hung: a thread fitting with n_jobs=2 while the main thread fits
+    in one process with two BLAS threads (3 runs of 3 hung before the guard)."""
+    code = (
+        "import threading, warnings\n"
+        "from sklearn.datasets import make_classification\n"
+        "from sknn_scratch import MLPScratchClassifier\n"
+        "warnings.simplefilter('ignore')\n"
+        "X, y = make_classification(n_samples=1000, n_features=50, random_state=0)\n"
+        "def fits(n_jobs):\n"
+        "    for _ in range(40):\n"
+        "        MLPScratchClassifier((128,), max_iter=2, random_state=0,\n"
+        "                             n_jobs=n_jobs).fit(X, y)\n"
+        "t = threading.Thread(target=fits, args=(2,)); t.start(); fits(None); t.join()\n"
+        "print('finished')\n")
+    env = {k: v for k, v in os.environ.items() if "THREADS" not in k}  # BLAS threaded
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=str(ROOT))
+    assert out.stdout.strip() == "finished", out.stderr[-2000:]
 
 
 def _fit_interrupted(est, forks, blas_two, monkeypatch):
