@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import activations as _act
 from . import initializers as _init
-from ._processes import ProcessTeam, resolve_n_jobs, using_blas
+from ._processes import ProcessTeam, _usable_cpus, resolve_n_jobs, using_blas
 from .network import Network, abs_max
 from .solvers import SGD, Adam, lbfgs
 
@@ -487,6 +487,13 @@ class BaseMLPScratch(BaseEstimator):
             warnings.warn(f"n_jobs={self.n_jobs} needs os.fork, which this platform "
                           "lacks: training runs in one process.", UserWarning)
             return None
+        cpus = _usable_cpus()
+        if n_procs > cpus:
+            warnings.warn(
+                f"n_jobs={self.n_jobs} asks for {n_procs} processes, more than the {cpus} "
+                "CPUs this process may run on: the team's processes wait for each other "
+                "at every mini-batch, so those beyond one per CPU slow the fit down.",
+                UserWarning)
         team = ProcessTeam(n_procs, self._network, self._optimizer, self._params,
                            gather, self.alpha)
         if not team.reserve():

@@ -48,7 +48,8 @@ _COMMON_DOC = """
         sample weights are all 0 is skipped (no step, no loss term).
     n_jobs : int or None, default=None
         Processes that share each mini-batch of ``sgd`` / ``adam`` (None is 1, -1 every
-        CPU this process may run on): this one and ``n_jobs - 1`` forked for the fit,
+        CPU this process may run on; more than those warns, as each process beyond one
+        per CPU slows the team): this one and ``n_jobs - 1`` forked for the fit,
         each with one BLAS thread, computing the gradient of its share of the rows and
         updating its share of the parameters. Worth it from a few thousand rows (on 2
         cores the README's large case trains 1.3-1.6x faster), not on a few hundred. The

@@ -750,6 +750,23 @@ def test_a_team_forks_only_while_no_other_fit_or_prediction_runs(forks):
     assert _processes._blas_users == {"running": 0, "forking": 0}
 
 
+def test_more_processes_than_cpus_warn(forks, monkeypatch):
+    """Each process beyond one per CPU slows the team down (128 on 2 CPUs took 5 to
+    over 100 s where 2 took 0.03): the fit says so, and trains as asked."""
+    from sknn_scratch import _base
+
+    monkeypatch.setattr(_base, "_usable_cpus", lambda: 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(UserWarning, match=r"n_jobs=3 asks for 3 processes, more "
+                          r"than the 2 CPUs this process may run on"):
+            _clf(n_jobs=3, max_iter=1).fit(X, Y_CLS)
+        assert len(forks) == 2
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a UserWarning too
+        _clf(n_jobs=2, max_iter=1).fit(X, Y_CLS)
+
+
 def test_a_team_fit_beside_a_fit_in_another_thread_does_not_hang():
     """The case that hung: a thread fitting with n_jobs=2 while the main thread fits
     in one process with two BLAS threads (3 runs of 3 hung before the guard)."""
