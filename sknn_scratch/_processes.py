@@ -524,6 +524,18 @@ _blas_users = {"running": 0, "forking": 0}
 _blas_users_changed = threading.Condition(threading.Lock())
 
 
+def _no_blas_users():
+    """A forked child (a team's, or any other code's) runs none of its parent's fits
+    or predictions, and may have been forked while another thread held the lock."""
+    global _blas_users_changed
+    _blas_users.update(running=0, forking=0)
+    _blas_users_changed = threading.Condition(threading.Lock())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_no_blas_users)
+
+
 class _UsingBlas:
     """``with using_blas():`` around a fit or a prediction, which may run BLAS: no
     team forks meanwhile (a class, not a generator: a third of the cost)."""

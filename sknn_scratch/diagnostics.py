@@ -9,8 +9,8 @@
   derivative on at least 95 % of the samples (a sigmoid or tanh unit pushed far from 0):
   their gradient has all but vanished. Dead units are saturated too;
 - *duplicate* units, whose incoming weights and bias (and PReLU slope) equal those of
-  another unit of the layer to within the square root of the weights' machine epsilon,
-  relative to the largest of them (1.5e-8 in float64, 3.5e-4 in float32): what
+  another unit of the layer within 1e-8, or within 256 units of the weights' machine
+  epsilon relative to the largest of them (3.1e-5 of it in float32): what
   ``init="zeros"`` produces, a layer of ``n`` units that computes one thing ``n``
   times. Exactly equal in exact arithmetic, such copies can differ in their last bits
   (BLAS rounds some units' products differently), and training can amplify those
@@ -40,6 +40,7 @@ import scipy.sparse as sp
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._processes import using_blas
 from .network import activate_
 
 __all__ = ["layer_outputs", "diagnose", "Diagnosis", "LayerDiagnosis"]
@@ -48,10 +49,12 @@ __all__ = ["layer_outputs", "diagnose", "Diagnosis", "LayerDiagnosis"]
 SATURATION_LEVEL = 0.01
 #: ... on at least this fraction of the samples
 SATURATION_SHARE = 0.95
-#: incoming weights closer than this (max abs difference), relative to the layer's
-#: largest, count as the same unit; to the power of the dtype's epsilon (the square
-#: root: rounding differences are copies, weights drawn at random never are)
-DUPLICATE_RTOL_POWER = 0.5
+#: incoming weights closer than this (max abs difference) count as the same unit ...
+DUPLICATE_TOL = 1e-8
+#: ... or closer than this many units of the dtype's epsilon, relative to the layer's
+#: largest weight (float32): copies that rounding parted in their last bits, not units
+#: that merely look alike
+DUPLICATE_ULPS = 256
 
 
 @dataclass(frozen=True)
@@ -125,11 +128,12 @@ def _hidden_pass(estimator, X):
     X = X.astype(net.dtype, copy=False)
     slopes = getattr(estimator, "_slopes", None) or [None] * (net.n_layers - 1)
     layers, a = [], X
-    for W, b, act, slope in zip(estimator.coefs_[:-1], estimator.intercepts_[:-1],
-                                net.activations[:-1], slopes):
-        z = (a @ W if sp.issparse(a) else np.dot(a, W)) + b
-        a = activate_(act, z.copy(), slope)
-        layers.append((z, a, slope))
+    with using_blas():  # no n_jobs team of another thread forks meanwhile
+        for W, b, act, slope in zip(estimator.coefs_[:-1], estimator.intercepts_[:-1],
+                                    net.activations[:-1], slopes):
+            z = (a @ W if sp.issparse(a) else np.dot(a, W)) + b
+            a = activate_(act, z.copy(), slope)
+            layers.append((z, a, slope))
     return X, layers
 
 
@@ -203,11 +207,10 @@ def diagnose(estimator, X, y=None, sample_weight=None):
 
 
 def _duplicate_fraction(units):
-    """Share of rows of ``units`` equal (within the tolerance, DUPLICATE_RTOL_POWER)
-    to an earlier row."""
+    """Share of rows of ``units`` equal (within DUPLICATE_TOL or DUPLICATE_ULPS) to an
+    earlier row."""
     eps = np.finfo(np.result_type(units.dtype, np.float32)).eps  # float32 or float64
-    tol = (eps ** DUPLICATE_RTOL_POWER
-           * float(np.abs(units).max(initial=0.0)))
+    tol = max(DUPLICATE_TOL, DUPLICATE_ULPS * eps * float(np.abs(units).max(initial=0)))
     distinct = []
     for row in units:
         gaps = np.abs(np.asarray(distinct) - row).max(axis=1) if distinct else [np.inf]
@@ -244,7 +247,8 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
                     getattr(estimator, "_slopes", None))
     grad = np.empty_like(flat)
     try:
-        net.loss_grad(flat, X, Y, sw, estimator.alpha, grad)
+        with using_blas():
+            net.loss_grad(flat, X, Y, sw, estimator.alpha, grad)
     finally:
         net.release()  # the batch buffers are the training loop's business
     gcoefs = net.unpack(grad)[0]

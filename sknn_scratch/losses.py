@@ -2,7 +2,7 @@
 
 A loss gives, for the output ``a = g(z)`` of the network, the weighted sum
 ``sum_i w_i l(y_i, a_i)`` (summed over outputs) and the output delta
-``w_i dl/dz_i``. For the canonical pairs -- identity or ReLU with squared error,
+``w_i dl/dz_i``. For the canonical pairs -- identity with squared error,
 sigmoid with binary cross-entropy, softmax with categorical cross-entropy, exp with
 Poisson deviance -- ``dl/dz = a - y``, which is why the network never forms the
 Jacobian of softmax. Any other output activation (ReLU with squared error, a subclass
