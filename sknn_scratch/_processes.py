@@ -109,6 +109,10 @@ class ProcessTeam:
     alpha : float
     """
 
+    # holds the fork reservation (reserve_fork) until forked; a class default, so that
+    # __del__ finds it even when __init__ failed (its shared memory, say) before the end
+    _reserved = False
+
     def __init__(self, n_procs, network, optimizer, params, gather, alpha):
         self.k = n_procs
         self.network, self.optimizer, self.params = network, optimizer, params
@@ -147,7 +151,6 @@ class ProcessTeam:
         self._commands = 0  # commands given when the team forked
         self._traced_at_fork = 0
         self._parent = os.getpid()
-        self._reserved = False  # holds the fork reservation (reserve_fork) until forked
 
     def reserve(self):
         """Reserve the fork (see :func:`reserve_fork`); False if another fit or
