@@ -154,8 +154,7 @@ def test_optimizer_settings_take_the_same_steps(kind, name):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             est.fit(X, y)
-    _load(ours, ([c.copy() for c in theirs.coefs_],
-                 [b.copy() for b in theirs.intercepts_]))
+    _load(ours, (theirs.coefs_, theirs.intercepts_))  # copies
     _fresh_optimizers(theirs, ours)
     start = [c.copy() for c in ours.coefs_]
     for _ in range(4):
@@ -177,8 +176,7 @@ def test_lbfgs_stops_where_scikit_learn_does(stop):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             est.fit(X, y)
-    _load(ours, ([c.copy() for c in theirs.coefs_],
-                 [b.copy() for b in theirs.intercepts_]))
+    _load(ours, (theirs.coefs_, theirs.intercepts_))  # copies
     for est in (theirs, ours):
         est.set_params(**{"tol": 1e-4, "max_fun": 15000, "max_iter": 200, **stop})
         with warnings.catch_warnings():
@@ -203,8 +201,7 @@ def test_poisson_regressor_steps_like_scikit_learns():
         warnings.simplefilter("ignore", ConvergenceWarning)
         theirs.fit(X, y)
         ours.fit(X, y)
-    _load(ours, ([c.copy() for c in theirs.coefs_],
-                 [b.copy() for b in theirs.intercepts_]))
+    _load(ours, (theirs.coefs_, theirs.intercepts_))  # copies
     assert ours.out_activation_ == theirs.out_activation_ == "exp"
     np.testing.assert_allclose(ours.predict(X), theirs.predict(X), **TOL)
     for _ in range(3):
