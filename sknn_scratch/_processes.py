@@ -115,7 +115,12 @@ class ProcessTeam:
 
     def __init__(self, n_procs, network, optimizer, params, gather, alpha):
         self.k = n_procs
-        self.network, self.optimizer, self.params = network, optimizer, params
+        # the team's products run in one BLAS thread per process, which some
+        # coefficient matrices serve faster in another layout: the team keeps the
+        # parameters and the optimizer's moments in that layout while it holds them
+        self.home = network
+        self.network = network.relaid(network.one_thread_layout())
+        self.optimizer, self.params = optimizer, params
         self.batch_size = gather.batch_size
         # buffers for a share of a batch, allocated by each process at its first batch
         self.gather = gather.resized(-(-gather.batch_size // n_procs))
@@ -197,7 +202,7 @@ class ProcessTeam:
         for name in opt.STATE:  # moved, not copied: no second copy alive meanwhile
             private = getattr(opt, name)
             setattr(opt, name, _shared(private.shape, private.dtype))
-            getattr(opt, name)[...] = private
+            self.home.relay(private, self.network, out=getattr(opt, name))
             del private
         last_team_memory.update(shared_bytes=self.shared_bytes, forked_peaks=[],
                                 peak_bytes=0)
@@ -299,7 +304,7 @@ class ProcessTeam:
         opt, left = self.optimizer, self.shared_bytes  # the moments and a few messages
         for name in opt.STATE:
             shared = getattr(opt, name)
-            setattr(opt, name, np.array(shared))
+            setattr(opt, name, self.network.relay(shared, self.home))
             if tracing:  # both copies of this moment are alive now
                 peak = max(peak, tracemalloc.get_traced_memory()[0] + left)
             left -= shared.nbytes
@@ -322,14 +327,14 @@ class ProcessTeam:
         # the learning rate and step count as this process has them now
         _write(self.scalars, {k: v for k, v in vars(self.optimizer).items()
                               if not isinstance(v, np.ndarray)})
-        self.shared_params[...] = self.params
+        self.home.relay(self.params, self.network, out=self.shared_params)
         self.control[_OP] = _IN_ORDER if random_state is None else _SHUFFLED
         self.control[_CMD] += 1
         return self._epoch(0, random_state is not None)
 
     def fetch_params(self):
         """The parameters as the latest epoch left them."""
-        self.params[...] = self.shared_params
+        self.network.relay(self.shared_params, self.home, out=self.params)
 
     def _epoch(self, rank, shuffled):
         k, net, opt, gather = self.k, self.network, self.optimizer, self.gather
@@ -424,7 +429,7 @@ class ProcessTeam:
     def loss_is_finite(self):
         """Whether the data term at the current parameters is finite on every row
         (each process checks its share of the rows)."""
-        self.shared_params[...] = self.params
+        self.home.relay(self.params, self.network, out=self.shared_params)
         self.control[_OP] = _CHECK
         self.control[_CMD] += 1
         self._check_finite(0)

@@ -216,3 +216,54 @@ def test_a_network_pickled_before_prepared_passes_existed_still_trains():
     grad = np.empty_like(flat)
     old.data_grad(flat, X, Y, None, 16.0, grad)
     np.testing.assert_array_equal(grad, expected)
+
+
+@pytest.mark.parametrize("hidden_activation", ["relu", "tanh", "prelu"])
+def test_a_relaid_network_gives_the_gradient_in_its_layout(hidden_activation):
+    """An ``n_jobs`` team's network keeps wide float64 matrices between hidden layers
+    in Fortran order: vectors move between the layouts whole, and its gradient is the
+    estimator network's, in its own layout."""
+    rng = np.random.default_rng(2)
+    units = [N_FEATURES, 160, 130, 3]
+    acts = [activations.get(hidden_activation) for _ in units[1:-1]]
+    net = Network(units, [*acts, activations.Softmax()], LOSSES["log_loss"](),
+                  np.float64)
+    layout = net.one_thread_layout()
+    assert layout == [False, True, False]
+    team = net.relaid(layout)
+    params = 0.1 * rng.standard_normal(net.n_params)
+    moved = net.relay(params, team)
+    assert not np.array_equal(moved, params)  # the same values, elsewhere
+    for here, there in zip(*(n.unpack(v) for n, v in ((net, params), (team, moved)))):
+        for a, b in zip(here, there):
+            if a is not None:
+                np.testing.assert_array_equal(a, b)
+    coefs = team.unpack(moved)[0]
+    assert coefs[1].flags.f_contiguous and coefs[0].flags.c_contiguous
+    np.testing.assert_array_equal(team.relay(moved, net), params)
+    X = rng.standard_normal((50, N_FEATURES))
+    Y = np.eye(3)[rng.integers(0, 3, 50)]
+    grad, team_grad = np.empty_like(params), np.empty_like(params)
+    loss = net.loss_grad(params, X, Y, None, 1e-3, grad)
+    team_loss = team.loss_grad(moved, X, Y, None, 1e-3, team_grad)
+    np.testing.assert_allclose(team_loss, loss, rtol=1e-13)
+    np.testing.assert_allclose(team.relay(team_grad, net), grad, rtol=1e-10,
+                               atol=1e-13)
+    assert net._coef_fortran == ()  # the original is left as it was
+
+
+def test_the_one_thread_layout_and_its_limits():
+    def layout(hidden, dtype=np.float64):
+        units = [N_FEATURES, *hidden, 1]
+        acts = [activations.get("relu") for _ in hidden]
+        return Network(units, [*acts, activations.Sigmoid()],
+                       LOSSES["binary_log_loss"](), dtype).one_thread_layout()
+
+    assert layout((256, 128)) == [False, True, False]
+    assert layout((129, 129, 128, 5)) == [False, True, True, False, False]
+    assert layout((128, 256)) == [False, False, False]  # 128 inputs or fewer: C
+    assert layout((256, 128), np.float32) == [False, False, False]
+    assert layout((300,)) == [False, False]  # the first layer and the output: C
+    net = _network("relu")
+    with pytest.raises(ValueError, match="first layer"):
+        net.relaid([True, False, False])

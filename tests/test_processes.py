@@ -47,6 +47,7 @@ SW = RNG.uniform(0.2, 2.0, N)
 _KILL = os.kill  # the real one, whatever a test patches
 
 SMALL = dict(hidden_layer_sizes=(8,), max_iter=3, batch_size=32, random_state=0)
+WIDE = (130, 7)  # see Network.one_thread_layout
 TIGHT = dict(rtol=1e-9, atol=1e-12)  # float64: rounding, a few epochs on
 LOOSE = dict(rtol=1e-4, atol=1e-6)  # float32
 
@@ -224,6 +225,11 @@ def no_kill(monkeypatch):
     pytest.param(_clf(hidden_layer_sizes=(8, 5), activation="tanh"), X, Y_CLS, None,
                  id="two-layers"),
     pytest.param(_clf(activation="prelu"), X, Y_CLS, None, id="prelu"),
+    # a matrix between hidden layers of more than 128 inputs: the team keeps it (and
+    # its gradient and moments) in Fortran order
+    pytest.param(_clf(hidden_layer_sizes=WIDE), X, Y_CLS, None, id="wide"),
+    pytest.param(_clf(hidden_layer_sizes=WIDE, activation="tanh"), X, Y_CLS, SW,
+                 id="wide-tanh-sample-weight"),
     pytest.param(_clf(), X, Y_BIN, None, id="binary"),
     pytest.param(_clf(), X, Y_LABELS, None, id="multi-label"),
     pytest.param(_clf(), X, Y_CLS, SW, id="sample-weight"),
@@ -239,6 +245,29 @@ def test_a_team_of_two_trains_as_one_process(estimator, X, y, sw, forks):
     one, two = _fit_both(estimator, X, y, sample_weight=sw)
     assert len(forks) == 1
     _assert_same_fit(one, two, TIGHT)
+
+
+@pytest.mark.parametrize("dtype, hidden, expected", [
+    (np.float64, WIDE, [False, True, False]),
+    (np.float64, (200, 129, 128, 3), [False, True, True, False, False]),
+    (np.float64, (128, 64), [False, False, False]),
+    (np.float32, WIDE, [False, False, False]),
+])
+def test_a_team_keeps_wide_float64_matrices_in_fortran_order(dtype, hidden, expected,
+                                                             forks, monkeypatch):
+    layouts, relaid = [], Network.relaid
+
+    def spy(net, fortran):
+        layouts.append(list(fortran))
+        return relaid(net, fortran)
+
+    monkeypatch.setattr(Network, "relaid", spy)
+    est = _fit_quietly(_clf(hidden_layer_sizes=hidden, n_jobs=2), X.astype(dtype), Y_CLS)
+    assert len(forks) == 1 and layouts == [expected]
+    # the estimator's own vector keeps C order, which its coefs_ show
+    assert all(c.flags.c_contiguous for c in est.coefs_)
+    one = _fit_quietly(_clf(hidden_layer_sizes=hidden), X.astype(dtype), Y_CLS)
+    _assert_same_fit(one, est, TIGHT if dtype == np.float64 else LOOSE)
 
 
 def test_the_adaptive_rate_falls_at_the_same_epochs(forks):
@@ -319,9 +348,13 @@ def _warm_fits(est):
 @pytest.mark.parametrize("fits, n_fits", [(_partial_fits, 3), (_warm_fits, 2)],
                          ids=["partial_fit", "warm_start"])
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
-def test_continued_fits_carry_the_optimizer_state_over(fits, n_fits, solver, forks):
-    """Adam's moments and step count (SGD's velocity) come back from each team."""
-    one, two = (fits(_clf(solver=solver, n_jobs=n_jobs)) for n_jobs in (None, 2))
+@pytest.mark.parametrize("hidden", [(8,), WIDE], ids=["narrow", "wide"])
+def test_continued_fits_carry_the_optimizer_state_over(fits, n_fits, solver, hidden,
+                                                       forks):
+    """Adam's moments and step count (SGD's velocity) come back from each team, in
+    the estimator's layout where the team kept them in its own."""
+    one, two = (fits(_clf(solver=solver, hidden_layer_sizes=hidden, n_jobs=n_jobs))
+                for n_jobs in (None, 2))
     assert len(forks) == n_fits
     _assert_same_fit(one, two, TIGHT)
     _assert_private(two)
