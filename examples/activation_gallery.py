@@ -3,8 +3,8 @@
 One panel per activation: ``g(z)`` solid, ``g'(z)`` dashed, with ``g'(0)`` marked and,
 where the derivative peaks away from 0, that peak (GELU and SiLU rise above 1). Prints a
 table of what is worth knowing about each derivative: its value at 0, its largest value
-(the sigmoid's is 0.25: every sigmoid layer shrinks the backpropagated gradient at least
-four-fold), its smallest, and where it has vanished (``|g'| < 1 %`` of the peak).
+(the sigmoid's is 0.25: every sigmoid layer multiplies the backpropagated gradient by
+at most 0.25, besides what its weights do), its smallest, and where it has vanished (``|g'| < 1 %`` of the peak).
 
 Usage::
 
@@ -91,6 +91,9 @@ def main(argv=None):
         plot_activations([act], z, ax=ax, annotate=True)
         ax.set_title(repr(act), fontsize="medium")
         ax.legend(fontsize="x-small", loc="upper left")
+        if isinstance(act, A.Exp):  # its derivative is itself: one curve hides the other
+            ax.text(0.97, 0.05, "g' = g: the curves coincide", transform=ax.transAxes,
+                    ha="right", fontsize="small")
     last = axes.flat[len(ACTIVATIONS)]
     plot_activations(ACTIVATIONS[1:4], z, ax=[last, last], annotate=False)
     last.set_title("sigmoid vs tanh vs ReLU", fontsize="medium")

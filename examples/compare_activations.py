@@ -131,14 +131,20 @@ def plot(rows, curves, cfg, path):
 
     fig, (ax_map, ax_loss) = plt.subplots(1, 2, figsize=(13, 5.2),
                                           gridspec_kw={"width_ratios": [1, 1.1]})
-    im = ax_map.imshow(grid, cmap="viridis", aspect="auto")
+    # the colours span the cells above chance (sigmoid with "normal" stays at 10 %):
+    # one such cell would otherwise leave every other one the same colour
+    learned = grid[grid > 0.5]
+    low = float(learned.min()) if learned.size else float(grid.min())
+    im = ax_map.imshow(grid, cmap="viridis", aspect="auto", vmin=low,
+                       vmax=max(float(grid.max()), low + 1e-3))
     ax_map.set_xticks(range(len(inits)), inits, rotation=20)
     ax_map.set_yticks(range(len(acts)), acts)
     for (r, c), value in np.ndenumerate(grid):
-        light = value < grid.min() + 0.6 * (np.ptp(grid) or 1)
+        light = value < low + 0.6 * (grid.max() - low or 1)
         ax_map.text(c, r, f"{value:.3f}", ha="center", va="center",
                     color="white" if light else "black", fontsize=9)
-    fig.colorbar(im, ax=ax_map, label="mean CV accuracy")
+    fig.colorbar(im, ax=ax_map, label="mean CV accuracy",
+                 extend="min" if low > grid.min() else "neither")
     ax_map.set_title(f"{cfg['folds']}-fold CV accuracy on digits")
 
     best = f"{rows[0][0]}, {rows[0][1]}"

@@ -91,21 +91,26 @@ def main(argv=None):
     results = {}
     print(f"digits, (128, 128), adam learning_rate_init={LEARNING_RATE}, {epochs} "
           "epochs; fractions of units per hidden layer, after training:\n")
+    # at this rate the held-out accuracy jumps from epoch to epoch (by up to 0.07):
+    # its mean over the last epochs says more than the last one
+    last = min(10, epochs)
     print(f"{'activation':<17}{'dead':>14}{'inactive':>14}{'final loss':>12}"
-          f"{'train acc':>10}{'test acc':>10}")
-    for name, (est, dead, inactive, _) in runs.items():
+          f"{'train acc':>10}{'test acc':>10}{f'last {last} mean':>14}")
+    for name, (est, dead, inactive, accuracy) in runs.items():
         results[name] = {
             "dead_fraction": dead[-1].tolist(),
             "inactive_fraction": inactive[-1].tolist(),
             "final_loss": float(est.loss_curve_[-1]),
             "train_accuracy": float(est.score(X_tr, y_tr)),
             "test_accuracy": float(est.score(X_te, y_te)),
+            "test_accuracy_last_epochs": float(np.mean(accuracy[-last:])),
             "slopes": [None if s is None else s.copy() for s in est.slopes_],
         }
         r = results[name]
         print(f"{name:<17}{_pair(r['dead_fraction']):>14}"
               f"{_pair(r['inactive_fraction']):>14}{r['final_loss']:>12.4f}"
-              f"{r['train_accuracy']:>10.3f}{r['test_accuracy']:>10.3f}")
+              f"{r['train_accuracy']:>10.3f}{r['test_accuracy']:>10.3f}"
+              f"{r['test_accuracy_last_epochs']:>14.3f}")
     slopes = np.concatenate(results["PReLU(0.25)"]["slopes"])
     print(f"\nlearned PReLU slopes: median {np.median(slopes):.3f}, range "
           f"[{slopes.min():.3f}, {slopes.max():.3f}] (all started at 0.25)")

@@ -102,10 +102,12 @@ def main(argv=None):
     for act, res in runs.items():
         losses = np.array([r[0] for r in res])
         acc = np.array([r[1] for r in res])
-        line, = ax_loss.plot(x, np.median(losses, axis=0), label=act)
+        # Leaky ReLU trains almost as ReLU does: dashed, so that ReLU shows beneath
+        style = "--" if act == "leaky_relu" else "-"
+        line, = ax_loss.plot(x, np.median(losses, axis=0), style, label=act)
         ax_loss.fill_between(x, losses.min(axis=0), losses.max(axis=0), alpha=0.2,
                              color=line.get_color())
-        ax_acc.plot(x, np.median(acc, axis=0), label=act, color=line.get_color())
+        ax_acc.plot(x, np.median(acc, axis=0), style, label=act, color=line.get_color())
     ax_loss.axhline(TARGET_LOSS, color="0.5", linestyle=":", linewidth=1)
     ax_loss.set_yscale("log")
     ax_loss.set_title(f"training loss (median and range over {len(seeds)} seeds)")

@@ -136,7 +136,8 @@ def _plot(results, out):
             ax.plot(np.arange(1, len(stds) + 1), stds, "o-", color=colors[init],
                     label=init)
         ax.set_yscale("log")
-        ax.set_title(f"{act}, deep: activation std per layer at initialization")
+        ax.set_title(f"{act}, deep: activation std per layer at initialization\n"
+                     f"(zeros: std 0 in every layer, off the log scale)")
         ax.set_xlabel("hidden layer")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")

@@ -21,10 +21,9 @@ from .losses import LOSSES
 
 _ENCODE_ROWS = 1 << 12  # labels encoded at a time
 
-_COMMON_DOC = """
-    Parameters
-    ----------
-    hidden_layer_sizes : int or array-like of int, default=(100,)
+# the parameters and attributes both estimators share, after the Parameters and
+# Attributes headings of each one's docstring
+_PARAMS_DOC = """hidden_layer_sizes : int or array-like of int, default=(100,)
         Number of units of each hidden layer.
     activation : str, Activation or list of them, default="relu"
         Hidden activation: a registered name ("identity", "sigmoid"/"logistic",
@@ -34,8 +33,9 @@ _COMMON_DOC = """
     output_activation : "auto", str or Activation, default="auto"
         See the table in the README (SPEC 4.4).
     init : "auto", str, Initializer or list of them, default="auto"
-        Weight initialization; "auto" is He uniform after a ReLU-family layer and
-        Glorot uniform otherwise. A list gives one per layer, output included.
+        Weight initialization, of the weights into each layer: "auto" is He uniform
+        into a ReLU-family layer and Glorot uniform into any other, the output layer
+        included. A list gives one per layer, output included.
     solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter,
     shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
     early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change,
@@ -59,11 +59,9 @@ _COMMON_DOC = """
         ignores it; so do platforms without ``os.fork`` (with a warning), and a fit
         that starts while another fit or prediction runs in a thread of this process
         (with a warning: forking then can hang OpenBLAS). Leave it at None when fits
-        already run in parallel (``GridSearchCV(n_jobs=...)``).
+        already run in parallel (``GridSearchCV(n_jobs=...)``)."""
 
-    Attributes
-    ----------
-    coefs_, intercepts_ : list of ndarray
+_ATTRIBUTES_DOC = """coefs_, intercepts_ : list of ndarray
         Weights ``(fan_in, fan_out)`` and biases ``(fan_out,)``; assign new lists to
         load weights.
     activations_ : list of Activation
@@ -77,7 +75,7 @@ _COMMON_DOC = """
         Set with ``early_stopping=True``; None otherwise, and with ``lbfgs``, which
         ignores ``early_stopping`` as in scikit-learn.
     n_iter_, t_, n_layers_, n_outputs_, n_features_in_, feature_names_in_
-"""
+        As in scikit-learn's MLP."""
 
 
 def _is_stochastic(est):
@@ -92,9 +90,19 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
 
     A drop-in for :class:`sklearn.neural_network.MLPClassifier` with pluggable
     activations and initializers, a choice of output activation and ``class_weight``.
-    {common}
+
+    Parameters
+    ----------
+    {params}
     class_weight : dict, "balanced" or None, default=None
         Multiplies ``sample_weight``; a dict gives the classes it does not name 1.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels; for a multi-label ``y`` (an indicator matrix), its column
+        indices.
+    {attributes}
 
     Examples
     --------
@@ -309,7 +317,12 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
     Parameters
     ----------
     loss : {{"squared_error", "poisson"}}, default="squared_error"
-    {common}
+    {params}
+
+    Attributes
+    ----------
+    {attributes}
+
     Examples
     --------
     >>> from sklearn.datasets import load_diabetes
@@ -415,8 +428,9 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
         return tags
 
 
-MLPScratchClassifier.__doc__ = MLPScratchClassifier.__doc__.format(common=_COMMON_DOC)
-MLPScratchRegressor.__doc__ = MLPScratchRegressor.__doc__.format(common=_COMMON_DOC)
+for _cls in (MLPScratchClassifier, MLPScratchRegressor):
+    _cls.__doc__ = _cls.__doc__.format(params=_PARAMS_DOC, attributes=_ATTRIBUTES_DOC)
+del _cls
 
 
 def _sample_weights(sample_weight, X):

@@ -25,7 +25,9 @@ def _pyplot():
 def _figure_and_axes(ax, n_panels, figsize):
     """``(figure, [axes])``: a new row of ``n_panels`` when ``ax`` is None."""
     if ax is None:
-        fig, axes = _pyplot().subplots(1, n_panels, figsize=figsize, squeeze=False)
+        # constrained: tick labels of several lines (plot_diagnostics) stay inside
+        fig, axes = _pyplot().subplots(1, n_panels, figsize=figsize, squeeze=False,
+                                       layout="constrained")
         return fig, list(axes[0])
     axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
     return axes[0].figure, axes
@@ -107,10 +109,21 @@ def _mark_derivative(ax, act, z, deriv, color):
         ax.annotate(f"max {deriv[peak]:.3g} at z = {z[peak]:.2f}",
                     (z[peak], deriv[peak]), textcoords="offset points",
                     xytext=(-30, 8), fontsize="small", color=color)
+        # room above the peak for its label, below the title; the limits stay
+        # automatic for whatever the axes show next
+        span = float(np.ptp(deriv)) or 1.0
+        ax.update_datalim([(z[peak], deriv[peak] + 0.15 * span)])
+        ax.autoscale_view()
 
 
 def plot_loss_curves(estimators, labels=None, *, ax=None, log=False):
     """Training loss (solid) and validation loss (dashed, if any) against epoch.
+
+    The two are not taken at the same moment: an epoch's training loss is the mean
+    over its mini-batches of the objective (L2 term included) at the weights each
+    batch starts from, half an epoch behind its end on average; the validation loss
+    is taken at the epoch's end, without the L2 term. While the loss falls fast, in
+    the first epochs, the validation curve can lie below the training one.
 
     Parameters
     ----------
