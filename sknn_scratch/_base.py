@@ -139,7 +139,7 @@ class BaseMLPScratch(BaseEstimator):
                 config = None
                 self._check_continuation(X, Y)
                 network = self._continued_network(Y)
-            self._check_targets(Y, network.activations[-1])
+            self._check_targets(Y, network.activations[-1], continued=config is None)
             if config is None:
                 self._sync_params()
                 if not np.isfinite(self._params).all():

@@ -289,7 +289,7 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
     def _check_continuation(self, X, Y):
         pass  # the classes were checked against classes_ already
 
-    def _check_targets(self, Y, out_activation):
+    def _check_targets(self, Y, out_activation, continued=False):
         pass
 
     def _stratify_labels(self, y):
@@ -405,15 +405,26 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
             raise ValueError(f"y has {Y.shape[1]} outputs but the model was fitted "
                              f"with {self.n_outputs_}.")
 
-    def _check_targets(self, Y, out_activation):
+    def _check_targets(self, Y, out_activation, continued=False):
         if isinstance(out_activation, (_act.ReLU, _act.Exp)) and Y.min() < 0:
+            # 'auto' chose ReLU from the targets of the first fit (or partial_fit
+            # batch), all >= 0 then: a stream whose later targets may be negative
+            # needs 'identity' from its start
+            chosen = (" The model's ReLU output was chosen by output_activation='auto' "
+                      "from the targets of its first fit or partial_fit batch, all >= 0;"
+                      " for data whose later targets can be negative, set "
+                      "output_activation='identity' before the first fit."
+                      if continued and self.loss != "poisson"
+                      and isinstance(self.output_activation, str)
+                      and self.output_activation == "auto" else "")
             raise ValueError(
                 f"y has negative values (min {Y.min():.6g}) but the output activation "
                 f"{out_activation.name!r} can only predict values >= 0. "
                 # the Poisson loss takes no other output activation
                 + ("The Poisson deviance is for targets >= 0: use loss='squared_error' "
                    "for targets that can be negative." if self.loss == "poisson" else
-                   "Use output_activation='identity' for targets that can be negative."))
+                   "Use output_activation='identity' for targets that can be negative."
+                   + chosen))
 
     def _stratify_labels(self, y):
         return None

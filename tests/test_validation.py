@@ -254,6 +254,31 @@ def test_negative_targets_with_non_negative_output(params, match, method):
         getattr(MLPScratchRegressor(**SMALL, **params), method)(X, Y_REG)
 
 
+@pytest.mark.parametrize("continue_with", ["partial_fit", "warm_start"])
+def test_a_stream_whose_later_targets_turn_negative_is_told_why_relu(continue_with):
+    """'auto' picks the ReLU output from the first batch's targets, all >= 0: a later
+    batch with negative ones is refused, and the message says where the ReLU came from
+    (scikit-learn's identity output would have trained on)."""
+    est = MLPScratchRegressor(**SMALL, warm_start=continue_with == "warm_start")
+    later = getattr(est, "partial_fit" if continue_with == "partial_fit" else "fit")
+    later(X, np.abs(Y_REG))
+    assert est.out_activation_ == "relu"
+    with pytest.raises(ValueError, match="chosen by output_activation='auto' from the "
+                       "targets of its first fit or partial_fit batch, all >= 0; for "
+                       "data whose later targets can be negative, set output_activation"
+                       "='identity' before the first fit"):
+        later(X, Y_REG)
+    # an explicit ReLU, or a first fit, says only what is wrong
+    for est, fit in [(MLPScratchRegressor(**SMALL, output_activation="relu"), "fit"),
+                     (MLPScratchRegressor(**SMALL, output_activation="relu"),
+                      "partial_fit")]:
+        getattr(est, fit)(X, np.abs(Y_REG))
+        with pytest.raises(ValueError) as exc:
+            getattr(est, "partial_fit")(X, Y_REG)
+        assert "'relu' can only predict" in str(exc.value)
+        assert "chosen by" not in str(exc.value)
+
+
 @pytest.mark.parametrize("Est, y, params, match", [
     (MLPScratchClassifier, Y_CLS, dict(output_activation="sigmoid"),
      "output_activation='sigmoid' does not suit a multi-class target"),
