@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sknn_scratch import MLPScratchClassifier, activations
-from sknn_scratch.losses import LOSSES
+from sknn_scratch.losses import LOSSES, _binary_terms
 
 DTYPES = [np.float64, np.float32]
 ACTIVATION_NAMES = sorted(activations._activations.names())
@@ -119,13 +119,23 @@ def test_binary_log_loss_value_is_bitwise_the_row_sums(targets, n_outputs, weigh
     sw = rng.uniform(0.5, 2, size=shape[0]).astype(dtype) if weighted else None
     from scipy.special import xlogy
     p = np.clip(a, np.finfo(dtype).eps, 1 - np.finfo(dtype).eps)
-    rows = -(xlogy(y, p) + xlogy(1 - y, 1 - p)).sum(axis=1)
+    terms = xlogy(y, p) + xlogy(1 - y, 1 - p)
+    if targets == "bool":
+        # the training loop's batches: boolean indicators, whose terms are numpy's
+        # log p or log(1 - p), within an ulp of scipy's xlogy (numpy's vectorized log
+        # is not always correctly rounded)
+        bool_terms = np.where(y, np.log(p), np.log(1 - p))
+        np.testing.assert_allclose(bool_terms, terms, rtol=2 * np.finfo(dtype).eps,
+                                   atol=0)
+        terms = bool_terms
+    assert _binary_terms(y, a).dtype == dtype
+    np.testing.assert_array_equal(_binary_terms(y, a), terms)
+    rows = -terms.sum(axis=1)
     expected = float(rows.sum() if sw is None else np.dot(sw, rows))
     assert loss.value(y, a, sw) == expected
-    if targets == "float":  # the training loop's batches
-        delta = np.empty_like(a)
-        assert loss.value_and_delta(y, a, a, activations.Sigmoid(), sw,
-                                    delta) == expected
+    delta = np.empty_like(a)
+    assert loss.value_and_delta(y, a, a, activations.Sigmoid(), sw,
+                                delta) == expected
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
