@@ -455,7 +455,8 @@ class BaseMLPScratch(BaseEstimator):
                                  or self._finite_at_end(X, Y, batch_size, team))
         except KeyboardInterrupt:
             # as scikit-learn: the model trained so far, checked below (a team has
-            # stopped its processes on the way out, and its epoch's end is not fetched)
+            # stopped its processes on the way out, and its epoch's end is not fetched,
+            # or fetched whole: fetch_params holds Ctrl-C back until it is done)
             warnings.warn("Training interrupted by user.")
             interrupted = True
             # a team's moments have taken steps the weights here have not; so have

@@ -152,6 +152,7 @@ class ProcessTeam:
         self._entered = False
         self._pids = {}  # forked process id -> its rank
         self._limited = False  # holds a share of the BLAS limit (_limit_blas)
+        self._moved = []  # the optimizer's moments now in shared memory (_enter)
         self._synced = 0  # meetings so far
         self._commands = 0  # commands given when the team forked
         self._traced_at_fork = 0
@@ -201,9 +202,11 @@ class ProcessTeam:
         self._entered = True  # from here on, __exit__ has something to undo
         for name in opt.STATE:  # moved, not copied: no second copy alive meanwhile
             private = getattr(opt, name)
-            setattr(opt, name, _shared(private.shape, private.dtype))
-            self.home.relay(private, self.network, out=getattr(opt, name))
-            del private
+            shared = _shared(private.shape, private.dtype)
+            self.home.relay(private, self.network, out=shared)
+            setattr(opt, name, shared)
+            self._moved.append(name)  # in shared memory, in the team's layout
+            del private, shared
         last_team_memory.update(shared_bytes=self.shared_bytes, forked_peaks=[],
                                 peak_bytes=0)
         # one BLAS thread per process: the team is the parallelism. numpy's BLAS only,
@@ -302,9 +305,13 @@ class ProcessTeam:
         # the forked processes are gone: nobody else maps these pages
         self.shared_params = self.grads = self.order = None
         opt, left = self.optimizer, self.shared_bytes  # the moments and a few messages
-        for name in opt.STATE:
-            shared = getattr(opt, name)
-            setattr(opt, name, self.network.relay(shared, self.home))
+        # only the moments still in shared memory: a second try after a failure here
+        # must not relay one again, which the first already gave back in the
+        # estimator's layout
+        while self._moved:
+            shared = getattr(opt, self._moved[0])
+            setattr(opt, self._moved[0], self.network.relay(shared, self.home))
+            del self._moved[0]
             if tracing:  # both copies of this moment are alive now
                 peak = max(peak, tracemalloc.get_traced_memory()[0] + left)
             left -= shared.nbytes
@@ -334,7 +341,8 @@ class ProcessTeam:
 
     def fetch_params(self):
         """The parameters as the latest epoch left them."""
-        self.network.relay(self.shared_params, self.home, out=self.params)
+        with _sigint_deferred():  # copied layer by layer: whole or not at all
+            self.network.relay(self.shared_params, self.home, out=self.params)
 
     def _epoch(self, rank, shuffled):
         k, net, opt, gather = self.k, self.network, self.optimizer, self.gather

@@ -407,13 +407,14 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
 
     def _check_targets(self, Y, out_activation, continued=False):
         if isinstance(out_activation, (_act.ReLU, _act.Exp)) and Y.min() < 0:
-            # 'auto' chose ReLU from the targets of the first fit (or partial_fit
-            # batch), all >= 0 then: a stream whose later targets may be negative
-            # needs 'identity' from its start
-            chosen = (" The model's ReLU output was chosen by output_activation='auto' "
-                      "from the targets of its first fit or partial_fit batch, all >= 0;"
-                      " for data whose later targets can be negative, set "
-                      "output_activation='identity' before the first fit."
+            # a continued fit with 'auto' keeps the output of the first fit, which
+            # 'auto' may have chosen from its targets (a stream's first partial_fit
+            # batch, all >= 0): the way on is to ask for 'identity' now
+            chosen = (" With output_activation='auto' a continued fit keeps the output "
+                      "activation of the first fit, which 'auto' picks from that fit's "
+                      "targets (ReLU when they are all >= 0, as in a stream's first "
+                      "partial_fit batch); set_params(output_activation='identity') "
+                      "and the continued fit takes it up."
                       if continued and self.loss != "poisson"
                       and isinstance(self.output_activation, str)
                       and self.output_activation == "auto" else "")

@@ -219,12 +219,13 @@ def test_a_network_pickled_before_prepared_passes_existed_still_trains():
 
 
 @pytest.mark.parametrize("hidden_activation", ["relu", "tanh", "prelu"])
-def test_a_relaid_network_gives_the_gradient_in_its_layout(hidden_activation):
+@pytest.mark.parametrize("second", [130, 160], ids=["160x130", "square"])
+def test_a_relaid_network_gives_the_gradient_in_its_layout(hidden_activation, second):
     """An ``n_jobs`` team's network keeps wide float64 matrices between hidden layers
     in Fortran order: vectors move between the layouts whole, and its gradient is the
     estimator network's, in its own layout."""
     rng = np.random.default_rng(2)
-    units = [N_FEATURES, 160, 130, 3]
+    units = [N_FEATURES, 160, second, 3]
     acts = [activations.get(hidden_activation) for _ in units[1:-1]]
     net = Network(units, [*acts, activations.Softmax()], LOSSES["log_loss"](),
                   np.float64)

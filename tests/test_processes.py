@@ -28,7 +28,8 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor, _processes
+from sknn_scratch import (MLPScratchClassifier, MLPScratchRegressor, _processes,
+                          activations)
 from sknn_scratch._processes import TeamFailure, resolve_n_jobs
 from sknn_scratch._threads import _numpy_blas
 from sknn_scratch.network import Network
@@ -268,6 +269,87 @@ def test_a_team_keeps_wide_float64_matrices_in_fortran_order(dtype, hidden, expe
     assert all(c.flags.c_contiguous for c in est.coefs_)
     one = _fit_quietly(_clf(hidden_layer_sizes=hidden), X.astype(dtype), Y_CLS)
     _assert_same_fit(one, est, TIGHT if dtype == np.float64 else LOOSE)
+
+
+class _Softsign(activations.Activation):
+    """An activation of a user's own: no output bound, so a fit checks its last
+    weights by a forward pass over the data (the team's loss_is_finite)."""
+
+    def forward(self, z):
+        return z / (1 + np.abs(z))
+
+    def derivative(self, z):
+        return 1 / (1 + np.abs(z)) ** 2
+
+
+def test_the_check_of_the_last_weights_reads_them_in_the_teams_layout(forks,
+                                                                      monkeypatch):
+    checked, data_finite = [], Network.data_finite
+
+    def spy(net, flat, *args, **kwargs):
+        if net._coef_fortran:  # the team's network, in this process (rank 0)
+            checked.append([c.copy() for c in net.unpack(flat)[0]])
+        return data_finite(net, flat, *args, **kwargs)
+
+    monkeypatch.setattr(Network, "data_finite", spy)
+    est = _fit_quietly(_clf(hidden_layer_sizes=WIDE, activation=_Softsign(),
+                            n_jobs=2), X, Y_CLS)
+    assert len(forks) == 1 and len(checked) == 1
+    for seen, coef in zip(checked[0], est.coefs_):
+        np.testing.assert_array_equal(seen, coef)
+
+
+def test_a_failure_while_the_moments_move_back_relays_none_twice(forks, monkeypatch):
+    """The team's exit runs again after a failure in it: a moment already back in the
+    estimator's layout is not relaid a second time."""
+    one, two = _clf(hidden_layer_sizes=WIDE), _clf(hidden_layer_sizes=WIDE, n_jobs=2)
+    for est in (one, two):
+        est.partial_fit(X, Y_CLS, classes=[0, 1, 2])
+    relay, back = Network.relay, []
+
+    def failing_relay(net, flat, other, out=None):
+        if out is None and net._coef_fortran:  # a moment leaving shared memory
+            back.append(1)
+            if len(back) == 2:
+                raise MemoryError("its private copy")
+        return relay(net, flat, other, out)
+
+    monkeypatch.setattr(Network, "relay", failing_relay)
+    one.partial_fit(X, Y_CLS)
+    with pytest.raises(MemoryError, match="its private copy"):
+        two.partial_fit(X, Y_CLS)
+    monkeypatch.setattr(Network, "relay", relay)
+    assert len(back) == 3  # m, v (failed), v again
+    _assert_same_fit(one, two, TIGHT)
+    _assert_private(two)
+    for est in (one, two):
+        est.partial_fit(X, Y_CLS)
+    _assert_same_fit(one, two, TIGHT)
+
+
+def test_ctrl_c_while_the_weights_come_back_leaves_them_whole(forks, monkeypatch):
+    """The weights come back from the team layer by layer: a Ctrl-C in between waits
+    until all are copied, so the model is one epoch's, not a mix of two."""
+    params = dict(hidden_layer_sizes=WIDE, tol=0.0)
+    two = _clf(**params, max_iter=5, n_jobs=2)
+    pack, fetches = Network.pack, []
+
+    def interrupted_pack(net, coefs, intercepts, slopes=None, out=None):
+        if out is not None and out is getattr(two, "_params", None):  # fetch_params
+            fetches.append(1)
+            if len(fetches) == 3:  # the third epoch's end: Ctrl-C after one layer
+                out[:coefs[0].size] = coefs[0].ravel()
+                os.kill(os.getpid(), signal.SIGINT)
+        return pack(net, coefs, intercepts, slopes, out)
+
+    monkeypatch.setattr(Network, "pack", interrupted_pack)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        _fit_quietly(two, X, Y_CLS)
+    monkeypatch.setattr(Network, "pack", pack)
+    assert len(forks) == 1
+    third = _fit_quietly(_clf(**params, max_iter=3), X, Y_CLS)
+    for got, expected in zip(two.coefs_, third.coefs_):
+        np.testing.assert_allclose(got, expected, **TIGHT)
 
 
 def test_the_adaptive_rate_falls_at_the_same_epochs(forks):

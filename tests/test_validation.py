@@ -263,20 +263,23 @@ def test_a_stream_whose_later_targets_turn_negative_is_told_why_relu(continue_wi
     later = getattr(est, "partial_fit" if continue_with == "partial_fit" else "fit")
     later(X, np.abs(Y_REG))
     assert est.out_activation_ == "relu"
-    with pytest.raises(ValueError, match="chosen by output_activation='auto' from the "
-                       "targets of its first fit or partial_fit batch, all >= 0; for "
-                       "data whose later targets can be negative, set output_activation"
-                       "='identity' before the first fit"):
+    with pytest.raises(ValueError, match=r"With output_activation='auto' a continued "
+                       r"fit keeps the output activation of the first fit, which 'auto' "
+                       r"picks from that fit's targets \(ReLU when they are all >= 0, as "
+                       r"in a stream's first partial_fit batch\); set_params\("
+                       r"output_activation='identity'\) and the continued fit takes it"):
         later(X, Y_REG)
-    # an explicit ReLU, or a first fit, says only what is wrong
-    for est, fit in [(MLPScratchRegressor(**SMALL, output_activation="relu"), "fit"),
-                     (MLPScratchRegressor(**SMALL, output_activation="relu"),
-                      "partial_fit")]:
+    # which it does
+    later.__self__.set_params(output_activation="identity")
+    assert later(X, Y_REG).out_activation_ == "identity"
+    # an explicit ReLU says only what is wrong
+    for fit in ["fit", "partial_fit"]:
+        est = MLPScratchRegressor(**SMALL, output_activation="relu")
         getattr(est, fit)(X, np.abs(Y_REG))
         with pytest.raises(ValueError) as exc:
-            getattr(est, "partial_fit")(X, Y_REG)
+            est.partial_fit(X, Y_REG)
         assert "'relu' can only predict" in str(exc.value)
-        assert "chosen by" not in str(exc.value)
+        assert "continued fit keeps" not in str(exc.value)
 
 
 @pytest.mark.parametrize("Est, y, params, match", [
