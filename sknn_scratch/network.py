@@ -122,8 +122,9 @@ class Network:
         ``n_jobs`` team): float64 matrices between two hidden layers of more than 128
         inputs in Fortran order. OpenBLAS's float64 kernels on this development
         machine (AVX-512) then run the three products of such a layer on a 100-row
-        batch 3-6 % faster (256 x 128: 475 against 498 us), bitwise the same; with
-        128 inputs or fewer, and with two threads on 200 rows, 2-11 % slower."""
+        batch 3-6 % faster (256 x 128: 475 against 498 us), to the same values up to
+        rounding (bitwise on that layer); with 128 inputs or fewer, and with two
+        threads on 200 rows, 2-11 % slower."""
         last = self.n_layers - 1
         return [0 < i < last and self.dtype == np.float64 and self.layer_units[i] > 128
                 for i in range(self.n_layers)]
