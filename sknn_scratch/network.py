@@ -114,8 +114,13 @@ class Network:
 
     def relay(self, flat, other, out=None):
         """``flat``, a vector in this network's layout, in ``other``'s (into ``out``,
-        or a new vector)."""
-        return other.pack(*self.unpack(flat), out=out)
+        or a new vector): one plain copy where the layouts agree."""
+        if _fortran_layers(self) != _fortran_layers(other):
+            return other.pack(*self.unpack(flat), out=out)
+        if out is None:
+            return flat.copy()
+        np.copyto(out, flat)
+        return out
 
     def one_thread_layout(self):
         """``relaid``'s argument for products that run in one BLAS thread each (an
@@ -349,6 +354,11 @@ class Network:
         plan = (forward, backward, (Zs[-1], Ds[-1], ones))
         self._plans = [((flat, grad, work), plan), *self._plans[:1]]
         return plan
+
+
+def _fortran_layers(net):
+    """The layers whose coefficient matrix ``net`` finds in Fortran order."""
+    return [i for i, fortran in enumerate(net._coef_fortran) if fortran]
 
 
 def _first_then(method, rest, first):
