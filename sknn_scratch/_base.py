@@ -18,7 +18,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import (Interval, InvalidParameterError, Options,
+                                            StrOptions)
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import activations as _act
@@ -200,7 +201,7 @@ class BaseMLPScratch(BaseEstimator):
         bools = any(isinstance(s, (bool, np.bool_)) for s in sizes)
         if bools or any(not isinstance(s, Integral) or s <= 0 for s in sizes):
             why = " (a bool is not a layer size)" if bools else ""
-            raise ValueError(
+            raise InvalidParameterError(
                 f"hidden_layer_sizes must be positive integers, got {sizes}{why}.")
         return [int(s) for s in sizes]
 
@@ -208,7 +209,7 @@ class BaseMLPScratch(BaseEstimator):
         spec = self.activation
         specs = list(spec) if isinstance(spec, (list, tuple)) else [spec] * n_hidden
         if len(specs) != n_hidden:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"activation has {len(specs)} entries but hidden_layer_sizes has "
                 f"{n_hidden} layers: give one activation per hidden layer."
             )
@@ -216,7 +217,8 @@ class BaseMLPScratch(BaseEstimator):
                     for s in specs]
         for act in resolved:
             if act.output_only:
-                raise ValueError(f"activation={act!r} can only be an output activation.")
+                raise InvalidParameterError(
+                    f"activation={act!r} can only be an output activation.")
             if not _builtin(act):
                 _check_custom_derivative(act)
         return resolved
@@ -226,7 +228,7 @@ class BaseMLPScratch(BaseEstimator):
         spec = self.init
         if isinstance(spec, (list, tuple)):
             if len(spec) != n_layers:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"init has {len(spec)} entries but the network has {n_layers} "
                     f"layers (hidden layers and output): give one per layer."
                 )
@@ -843,13 +845,13 @@ def _resolve(param, getter, spec):
     try:
         return getter(spec)
     except ValueError as exc:
-        raise ValueError(f"Invalid {param}={spec!r}: {exc}") from None
+        raise InvalidParameterError(f"Invalid {param}={spec!r}: {exc}") from None
 
 
 def _check_custom_derivative(act, tol=1e-4):
     err = _act.check_derivative(act)
     if not err <= tol:
-        raise ValueError(
+        raise InvalidParameterError(
             f"The derivative of {act!r} disagrees with central finite differences of "
             f"its forward (worst relative error {err:.3g} > {tol:g}). Check that "
             f"derivative(z) returns dg/dz elementwise."

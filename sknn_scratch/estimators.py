@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import InvalidParameterError, StrOptions
 from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (check_classification_targets, type_of_target,
@@ -277,7 +277,7 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
         act = expected if _is_auto(spec) else _resolve("output_activation",
                                                         _act.get, spec)
         if type(act) is not type(expected):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"output_activation={spec!r} does not suit a "
                 f"{'multi-class' if multiclass else 'binary or multi-label'} target: "
                 f"use 'auto' or {expected.name!r}.")
@@ -387,15 +387,17 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
             act = _act.Exp() if _is_auto(spec) else _resolve("output_activation",
                                                               _act.get, spec)
             if not isinstance(act, _act.Exp):
-                raise ValueError(f"loss='poisson' uses the log link: output_activation "
-                                 f"must be 'auto' or 'exp', got {spec!r}.")
+                raise InvalidParameterError(
+                    f"loss='poisson' uses the log link: output_activation must be "
+                    f"'auto' or 'exp', got {spec!r}.")
         elif _is_auto(spec):
             act = _act.ReLU() if Y.min() >= 0 else _act.Identity()
         else:
             act = _resolve("output_activation", _act.get, spec)
             if act.output_only:
-                raise ValueError(f"output_activation={spec!r} is for classification; "
-                                 "use MLPScratchClassifier.")
+                raise InvalidParameterError(
+                    f"output_activation={spec!r} is for classification; use "
+                    "MLPScratchClassifier.")
             if not _builtin(act):
                 _check_custom_derivative(act)
         return act, LOSSES[self.loss]()

@@ -19,6 +19,7 @@ from sklearn.metrics import log_loss, recall_score
 from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
 
 from sknn_scratch import (
     MLPScratchClassifier, MLPScratchRegressor, ZeroInitializationWarning,
@@ -247,7 +248,7 @@ def test_wrong_custom_derivative_is_caught_at_fit(iris):
             return 1.0 - np.tanh(z)
 
     X, y = iris
-    with pytest.raises(ValueError, match="derivative"):
+    with pytest.raises(InvalidParameterError, match="derivative"):
         MLPScratchClassifier(activation=WrongTanh(), max_iter=2).fit(X, y)
 
 

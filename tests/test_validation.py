@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
 
 from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
 from sknn_scratch.activations import ELU, LeakyReLU
@@ -293,7 +294,7 @@ def test_a_stream_whose_later_targets_turn_negative_is_told_why_relu(continue_wi
      "loss='poisson' uses the log link"),
 ])
 def test_output_activation_incompatible_with_target(Est, y, params, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InvalidParameterError, match=match):
         Est(**SMALL, **params).fit(X, y)
 
 
@@ -333,6 +334,7 @@ BAD_SPECS = [
     # scikit-learn raises a bare TypeError for these; True used to train as 1 unit
     ("hidden_layer_sizes", True, r"positive integers, got \[True\] \(a bool is not"),
     ("hidden_layer_sizes", (4, True), r"got \[4, True\] \(a bool is not a layer size"),
+    ("hidden_layer_sizes", (2.5,), r"positive integers, got \[2.5\]\.$"),
     ("activation", "swoosh", r"Invalid activation='swoosh'.*Use one of \["),
     ("activation", ["relu", "tanh"], "activation has 2 entries but hidden_layer_sizes "
                                      "has 1 layers"),
@@ -356,7 +358,9 @@ BAD_SPECS = [
 @pytest.mark.parametrize("Est, y", _estimators())
 @pytest.mark.parametrize("param, value, match", BAD_SPECS)
 def test_bad_component_spec_names_parameter(Est, y, param, value, match):
-    with pytest.raises(ValueError, match=match):
+    """scikit-learn's own error for a bad parameter value: both a ValueError and a
+    TypeError (scikit-learn raises the one or the other for bad layer sizes)."""
+    with pytest.raises(InvalidParameterError, match=match):
         Est(**{**SMALL, param: value}).fit(X, y)
 
 
