@@ -124,14 +124,23 @@ def _hidden_pass(estimator, X):
     check_is_fitted(estimator)
     X = validate_data(estimator, X, accept_sparse=["csr", "csc"], reset=False,
                       dtype=(np.float64, np.float32))
+    estimator._check_weight_shapes()  # weights assigned to coefs_ as predict checks them
     net = estimator._network
     X = X.astype(net.dtype, copy=False)
     slopes = getattr(estimator, "_slopes", None) or [None] * (net.n_layers - 1)
     layers, a = [], X
-    with using_blas():  # no n_jobs team of another thread forks meanwhile
-        for W, b, act, slope in zip(estimator.coefs_[:-1], estimator.intercepts_[:-1],
-                                    net.activations[:-1], slopes):
+    with using_blas(), np.errstate(over="ignore", invalid="ignore"):
+        # (using_blas: no n_jobs team of another thread forks meanwhile)
+        for i, (W, b, act, slope) in enumerate(zip(
+                estimator.coefs_[:-1], estimator.intercepts_[:-1], net.activations[:-1],
+                slopes), start=1):
             z = (a @ W if sp.issparse(a) else np.dot(a, W)) + b
+            if not np.isfinite(z).all():  # a diagnosis of NaN or inf would say nothing
+                raise ValueError(
+                    f"The pre-activations of hidden layer {i} are not finite for this "
+                    f"X: its values are too large for the weights (or for "
+                    f"{net.dtype.name}), or coefs_ / intercepts_ hold non-finite "
+                    "values. Scale X as the training data was scaled.")
             a = activate_(act, z.copy(), slope)
             layers.append((z, a, slope))
     return X, layers
@@ -207,16 +216,33 @@ def diagnose(estimator, X, y=None, sample_weight=None):
 
 
 def _duplicate_fraction(units):
-    """Share of rows of ``units`` equal (within DUPLICATE_TOL or DUPLICATE_ULPS) to an
-    earlier row."""
+    """Share of rows of ``units`` equal (within DUPLICATE_TOL or DUPLICATE_ULPS, in the
+    largest absolute difference) to an earlier row that is not itself such a copy.
+
+    Rows that close have close projections on any vector ``r``: within ``tol * |r|_1``.
+    Each row is compared only with the earlier distinct rows whose projection is that
+    close to its own, not with all of them: 2,048 units of 784 inputs take 0.1 s, not
+    a quarter of a minute.
+    """
     eps = np.finfo(np.result_type(units.dtype, np.float32)).eps  # float32 or float64
     tol = max(DUPLICATE_TOL, DUPLICATE_ULPS * eps * float(np.abs(units).max(initial=0)))
-    distinct = []
-    for row in units:
-        gaps = np.abs(np.asarray(distinct) - row).max(axis=1) if distinct else [np.inf]
-        if np.min(gaps) > tol:
-            distinct.append(row)
-    return (len(units) - len(distinct)) / len(units)
+    n = len(units)
+    units64 = units.astype(np.float64, copy=False)
+    r = np.random.default_rng(0).uniform(0.5, 1.5, units.shape[1])  # fixed: reproducible
+    proj = units64 @ r
+    # the products' own rounding, far above float64's error on these sums
+    reach = tol * r.sum() + 1e-9 * float((np.abs(units64) @ r).max(initial=0))
+    by_proj = np.argsort(proj, kind="stable")
+    sorted_proj = proj[by_proj]
+    lo = np.searchsorted(sorted_proj, proj - reach, side="left")
+    hi = np.searchsorted(sorted_proj, proj + reach, side="right")
+    distinct = np.zeros(n, bool)
+    for i in range(n):
+        near = by_proj[lo[i]:hi[i]]
+        near = near[(near < i) & distinct[near]]
+        distinct[i] = not (len(near) and
+                           np.abs(units64[near] - units64[i]).max(axis=1).min() <= tol)
+    return (n - int(distinct.sum())) / n
 
 
 def _weight_grad_norms(estimator, X, y, sample_weight):

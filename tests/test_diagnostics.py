@@ -14,7 +14,8 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
 from sknn_scratch import activations as A
 from sknn_scratch.activations import PReLU, check_derivative
-from sknn_scratch.diagnostics import Diagnosis, diagnose, layer_outputs
+from sknn_scratch.diagnostics import (DUPLICATE_TOL, DUPLICATE_ULPS, Diagnosis,
+                                      _duplicate_fraction, diagnose, layer_outputs)
 
 
 def _fit(est, X, y):
@@ -70,6 +71,67 @@ def test_float32_copies_that_differ_in_their_last_bits_are_found(data):
     assert diagnose(est, X)[0].duplicate_fraction == pytest.approx(1 / 6)
 
 
+def _duplicates_by_brute_force(units, tol):
+    """The rows within ``tol`` (largest absolute difference, exact) of an earlier
+    distinct row, counted by comparing each with all earlier distinct ones."""
+    units, distinct = units.astype(np.float64), []
+    for row in units:
+        if not any(np.abs(other - row).max() <= tol for other in distinct):
+            distinct.append(row)
+    return (len(units) - len(distinct)) / len(units)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_duplicates_are_those_a_comparison_with_every_earlier_unit_finds(dtype):
+    """Each unit is compared only with the earlier ones whose projection is close to
+    its own; the copies found are still all those within the tolerance, and no more,
+    down to copies just inside and just outside it."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n, fan_in = rng.integers(1, 30), rng.integers(1, 10)
+        originals = rng.standard_normal((rng.integers(1, 5), fan_in))
+        units = originals[rng.integers(0, len(originals), n)] * 10.0 ** rng.integers(-9, 3)
+        eps = np.finfo(np.result_type(dtype, np.float32)).eps
+        tol = max(DUPLICATE_TOL, DUPLICATE_ULPS * eps * np.abs(units).max())
+        moved = rng.random(n) < 0.5
+        units[moved] += (rng.choice([-1, 1], (moved.sum(), fan_in)) * tol
+                         * rng.choice([0, 0.5, 0.999, 1.001, 2], (moved.sum(), 1)))
+        units = units.astype(dtype)
+        # the tolerance of the units as stored
+        tol = max(DUPLICATE_TOL, DUPLICATE_ULPS * eps * float(np.abs(units).max()))
+        assert _duplicate_fraction(units) == _duplicates_by_brute_force(units, tol)
+
+
+def test_a_wide_layer_of_many_copies_is_diagnosed(data):
+    X, y = data
+    est = _fit(MLPScratchClassifier((2048,), max_iter=1, random_state=0), X[:50], y[:50])
+    W, b = est.coefs_[0].copy(), est.intercepts_[0].copy()
+    W[:, 1::2], b[1::2] = W[:, ::2], b[::2]  # every other unit a copy of the one before
+    est.coefs_, est.intercepts_ = [W, est.coefs_[1]], [b, est.intercepts_[1]]
+    assert diagnose(est, X)[0].duplicate_fraction == 0.5
+
+
+def test_diagnose_checks_assigned_weights_as_predict_does(data):
+    X, y = data
+    est = _fit(MLPScratchClassifier((6, 4), max_iter=5, random_state=0), X, y)
+    good = est.coefs_
+    est.coefs_ = [np.ones((20, 5)), np.ones((5, 4)), good[2]]
+    for call in (est.predict, lambda X: diagnose(est, X), lambda X: layer_outputs(est, X),
+                 lambda X: diagnose(est, X, y)):
+        with pytest.raises(ValueError, match=r"coefs_ / intercepts_ have shapes"):
+            call(X)
+    est.coefs_ = [good[0].copy(), good[1], good[2]]
+    est.coefs_[0][3, 2] = np.nan  # one weight: unit 2 of layer 1, then all of layer 2
+    with pytest.raises(ValueError, match="not finite"):
+        est.predict(X)
+    with pytest.raises(ValueError, match="pre-activations of hidden layer 1 are not "
+                                         "finite for this X"):
+        diagnose(est, X)
+    est.coefs_[0][3, 2] = 1e300  # finite weights, pre-activations beyond the range
+    with pytest.raises(ValueError, match="hidden layer 1 are not finite"):
+        layer_outputs(est, X * 1e10)
+
+
 def test_relu_layer_with_large_negative_biases_is_dead(data):
     X, y = data
     est = _fit(MLPScratchClassifier((10,), activation="relu", max_iter=5,
@@ -110,10 +172,16 @@ def test_prelu_layer_uses_its_learned_slopes():
     est = _fit(MLPScratchClassifier((8,), activation=PReLU(0.25), max_iter=30,
                                     random_state=0), X, y)
     est._slopes[0][:] = 0.0  # a ReLU in disguise: derivative 0 wherever z <= 0
+    # three units negative on every sample: dead with these slopes, alive with the
+    # 0.25 the network started from
+    est.intercepts_ = [est.intercepts_[0].copy(), est.intercepts_[1]]
+    est.intercepts_[0][[1, 4, 6]] = -1e3
     z = X @ est.coefs_[0] + est.intercepts_[0]
     report = diagnose(est, X)[0]
-    assert report.dead_fraction == np.mean(np.all(z <= 0, axis=0))
+    assert report.dead_fraction == np.mean(np.all(z <= 0, axis=0)) == 3 / 8
     assert report.mean_abs_derivative == pytest.approx(np.mean(z > 0))
+    est._slopes[0][:] = 0.25
+    assert diagnose(est, X)[0].dead_fraction == 0
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["class weights",
