@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from . import activations as _act
+from ._params import _equal
 
 __all__ = ["plot_activations", "plot_loss_curves", "plot_diagnostics"]
 
@@ -129,7 +130,9 @@ def plot_loss_curves(estimators, labels=None, *, ax=None, log=False):
     ----------
     estimators : fitted estimator, list of them or dict ``{label: estimator}``
     labels : list of str, optional
-        Default: the dict keys, or ``repr`` of each activation.
+        One per estimator; not with a dict, whose keys are the labels. Default: each
+        estimator's activation, followed by the parameters in which estimators of the
+        same activation differ (``relu, init='zeros'``).
     ax : Axes, optional
     log : bool, default=False
         Logarithmic loss axis.
@@ -139,21 +142,29 @@ def plot_loss_curves(estimators, labels=None, *, ax=None, log=False):
     matplotlib.figure.Figure
     """
     if isinstance(estimators, dict):
+        if labels is not None:
+            raise ValueError("labels is for a list of estimators: a dict's keys are "
+                             "its labels.")
         labels, estimators = list(estimators), list(estimators.values())
     elif not isinstance(estimators, (list, tuple)):
         estimators = [estimators]
     if labels is None:
-        labels = [str(getattr(est, "activation", type(est).__name__))
-                  for est in estimators]
+        labels = _default_labels(estimators)
+    elif len(labels) != len(estimators):
+        raise ValueError(f"{len(labels)} labels for {len(estimators)} estimators: give "
+                         "one label per estimator.")
     for est in estimators:
         check_is_fitted(est)
     fig, (ax,) = _figure_and_axes(ax, 1, (6.5, 4.2))
     for est, label in zip(estimators, labels):
-        epochs = np.arange(1, len(est.loss_curve_) + 1)
-        line, = ax.plot(epochs, est.loss_curve_, label=f"{label}")
+        n_epochs = len(est.loss_curve_)
+        line, = ax.plot(np.arange(1, n_epochs + 1), est.loss_curve_, label=f"{label}")
         val = getattr(est, "validation_loss_curve_", None)
         if val:
-            ax.plot(epochs[:len(val)], val, linestyle="--", color=line.get_color(),
+            # the records of the latest epochs: a warm start that turned
+            # early_stopping on started them after the earlier fits' epochs
+            ax.plot(np.arange(n_epochs - len(val) + 1, n_epochs + 1), val,
+                    linestyle="--", color=line.get_color(),
                     label=f"{label} (validation)")
     if log:
         ax.set_yscale("log")
@@ -162,6 +173,31 @@ def plot_loss_curves(estimators, labels=None, *, ax=None, log=False):
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return fig
+
+
+def _default_labels(estimators):
+    """Each estimator's activation, and the parameters (by name) in which it differs
+    from another estimator of the same activation; its number in the list too where
+    that still leaves two labels the same."""
+    def name(est):
+        return str(getattr(est, "activation", type(est).__name__))
+
+    labels = []
+    for est in estimators:
+        label = name(est)
+        same = [other for other in estimators if other is not est
+                and name(other) == label]
+        if same:
+            params = est.get_params(deep=False)
+            differ = sorted(
+                key for key, value in params.items() if key != "activation"
+                and any(not _equal(value, other.get_params(deep=False).get(key))
+                        for other in same))
+            label += "".join(f", {key}={params[key]!r}" for key in differ)
+        labels.append(label)
+    # the same in every parameter as another: numbered, in the order given
+    return [f"{label} #{i + 1}" if labels.count(label) > 1 else label
+            for i, label in enumerate(labels)]
 
 
 def plot_diagnostics(diagnosis, *, ax=None, title=None):

@@ -86,6 +86,71 @@ def test_plot_loss_curves_draws_training_and_validation(fitted):
     assert len(single.axes[0].get_lines()) == 2
 
 
+def test_plot_loss_curves_puts_validation_losses_at_their_epochs():
+    """A warm start that turns early_stopping on records validation losses from its
+    first epoch on: they belong at epochs 11-20 of the loss curve, not 1-10."""
+    X, y = load_iris(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPScratchClassifier((5,), max_iter=10, warm_start=True,
+                                   random_state=0).fit(X, y)
+        est.set_params(early_stopping=True, n_iter_no_change=100).fit(X, y)
+    lines = {line.get_label(): line for line in plot_loss_curves(est).axes[0].get_lines()}
+    assert list(lines["relu"].get_xdata()) == list(range(1, 21))
+    assert list(lines["relu (validation)"].get_xdata()) == list(range(11, 21))
+    np.testing.assert_array_equal(lines["relu (validation)"].get_ydata(),
+                                  est.validation_loss_curve_)
+
+
+def test_plot_loss_curves_labels_tell_the_estimators_apart():
+    X, y = load_iris(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models = [MLPScratchClassifier((5,), activation=act, init=init, max_iter=3,
+                                       random_state=0).fit(X, y)
+                  for act, init in [("relu", "auto"), ("relu", "zeros"),
+                                    ("tanh", "auto"), ("relu", "auto")]]
+
+    def labels(*args, **kwargs):
+        return [line.get_label()
+                for line in plot_loss_curves(*args, **kwargs).axes[0].get_lines()]
+
+    assert labels(models) == ["relu, init='auto' #1", "relu, init='zeros'", "tanh",
+                              "relu, init='auto' #4"]
+    assert labels(models[1:3]) == ["relu", "tanh"]
+    assert labels(models[:2], ["a", "b"]) == ["a", "b"]
+    with pytest.raises(ValueError, match="2 labels for 4 estimators"):
+        plot_loss_curves(models, ["a", "b"])  # used to draw the first two only
+    with pytest.raises(ValueError, match="a dict's keys are its labels"):
+        plot_loss_curves({"a": models[0]}, labels=["b"])  # used to ignore labels
+
+
+def test_plot_diagnostics_bars_of_each_kind_show_that_kind():
+    """A report whose three fractions differ in every layer: each legend entry's bars
+    are the heights of its own kind, in the colour the legend shows."""
+    from sknn_scratch.diagnostics import Diagnosis, LayerDiagnosis
+
+    rows = [(0.1, 0.4, 0.7), (0.2, 0.5, 0.9)]
+    report = Diagnosis([
+        LayerDiagnosis(layer=i + 1, activation="ReLU()", n_units=10, dead_fraction=d,
+                       saturated_fraction=s, duplicate_fraction=u, mean=0.5, std=0.2,
+                       mean_abs_derivative=0.5)
+        for i, (d, s, u) in enumerate(rows)])
+    ax = plot_diagnostics(report).axes[0]
+    legend = ax.get_legend()
+    shown = {text.get_text(): handle.get_facecolor()
+             for text, handle in zip(legend.get_texts(), legend.legend_handles)}
+    assert set(shown) == {"dead", "saturated", "duplicate"}
+    for bars in ax.containers:
+        kind = bars.get_label()
+        column = ["dead", "saturated", "duplicate"].index(kind)
+        assert [bar.get_height() for bar in bars] == [row[column] for row in rows]
+        assert all(bar.get_facecolor() == shown[kind] for bar in bars)
+    # the kinds side by side within each layer, in the legend's order
+    lefts = [[bar.get_x() for bar in bars] for bars in ax.containers]
+    assert all(lefts[0][i] < lefts[1][i] < lefts[2][i] for i in range(len(rows)))
+
+
 def test_plot_diagnostics_draws_one_bar_per_layer_and_kind(fitted):
     models, X, y = fitted
     report = diagnose(models["relu"], X, y)
