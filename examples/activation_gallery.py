@@ -74,8 +74,9 @@ def main(argv=None):
     rows = [measure(act, wide) for act in ACTIVATIONS]
     print("Derivatives on z in [-10, 10]. 'at z': where g' peaks (- for a plateau or "
           "the edge);\n'vanished': share of z where |g'| < 1 % of its largest value "
-          "(the saturation\nrule of diagnose()); 'check': check_derivative, the worst "
-          "relative error against\ncentral differences.\n")
+          "(the saturation\nrule of diagnose(); exp's derivative has no largest: 1 % of "
+          "g'(0) = 1); 'check':\ncheck_derivative, the worst relative error against "
+          "central differences.\n")
     header = ["activation", "g(0)", "g'(0)", "max g'", "at z", "min g'", "vanished",
               "check"]
     print(f"{header[0]:<12}" + "".join(f"{h:>10}" for h in header[1:]))

@@ -66,30 +66,43 @@ class Activation(ParamsMixin):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        own = cls.__dict__
+
+        def source(name):
+            """Where in the MRO the class ``cls`` takes ``name`` from is (0: its own)."""
+            return next((i for i, c in enumerate(cls.__mro__) if name in c.__dict__),
+                        len(cls.__mro__))
+
         # what a parent says of its function or derivative, and the fast paths it
-        # computes them by: not of a subclass that redefines them, unless it says so too
-        redefined = [name for name in ("forward", "derivative") if name in own]
+        # computes them by, are not of a class that takes forward or derivative from
+        # somewhere nearer (its own, a mixin's), unless that says so too
+        redefined = {name: source(name) for name in ("forward", "derivative")
+                     if source(name) < source({"forward": "forward_",
+                                               "derivative": "backward_"}[name])}
         if redefined:
-            if cls.learnable and not all(name in own for name in _PARAM_PATHS):
+            nearest = min(redefined.values())
+            if cls.learnable and not all(source(name) <= nearest
+                                         for name in _PARAM_PATHS):
                 raise TypeError(
                     f"{cls.__name__} is learnable, so its training uses "
                     f"{', '.join(_PARAM_PATHS)}, not the {' and '.join(redefined)} it "
                     "defines: define those too.")
             # the generic paths compute from forward and derivative (backward_ from z)
-            resets = {"backward_": Activation.backward_, "needs_input": True}
-            if "forward" in own:
-                resets.update(forward_=Activation.forward_, inverse=Activation.inverse)
-            if "derivative" in own:
-                resets["max_derivative"] = Activation.max_derivative
-            for name, value in resets.items():
-                if name not in own:
+            resets = {"backward_": (nearest, Activation.backward_),
+                      "needs_input": (nearest, True)}
+            if "forward" in redefined:
+                resets.update(forward_=(redefined["forward"], Activation.forward_),
+                              inverse=(redefined["forward"], Activation.inverse))
+            if "derivative" in redefined:
+                resets["max_derivative"] = (redefined["derivative"],
+                                            Activation.max_derivative)
+            for name, (since, value) in resets.items():
+                if source(name) > since:
                     setattr(cls, name, value)
-        if "mask_derivative" not in own and (
-                redefined or "backward_" in own or "forward_" in own):
+        paths = [*redefined.values(), source("backward_"), source("forward_")]
+        if source("mask_derivative") > min(paths):
             cls.mask_derivative = False
-        if "output_bound" not in own and any(
-                name in own for name in ("forward", "forward_", "forward_param_")):
+        if source("output_bound") > min(source(name) for name in
+                                        ("forward", "forward_", "forward_param_")):
             cls.output_bound = Activation.output_bound
         if "name" not in cls.__dict__:  # the registry may set another name after this
             cls.name = snake_case(cls.__name__)
@@ -230,7 +243,8 @@ class Sigmoid(Activation):
         return _sigmoid(z)
 
     def derivative(self, z):
-        # sigmoid(z) sigmoid(-z): 1 - s would lose the right tail (0 from z = 37 on)
+        # sigmoid(z) sigmoid(-z): 1 - s would lose the right tail (0 from z = 37 on),
+        # which diagnose reads; backward_ computes a (1 - a) from a (below 1e-16 there)
         z = np.asarray(z)
         return _sigmoid(z) * _sigmoid(-z)
 
@@ -264,7 +278,9 @@ class Tanh(Activation):
         return np.tanh(z)
 
     def derivative(self, z):
-        # 1 / cosh^2: 1 - tanh^2 would be 0 from |z| = 19.1 on, a unit dead, not saturated
+        # 1 / cosh^2: 1 - tanh^2 would be 0 from |z| = 19.1 on, a unit dead, not
+        # saturated, to diagnose; training's backward_ computes 1 - a^2 from a all the
+        # same: beyond 19.1 the gradient it drops is below 1e-16 of the peak
         with np.errstate(over="ignore"):  # cosh overflows to inf: 1 / inf^2 = 0, as due
             return 1.0 / np.cosh(z) ** 2
 
@@ -351,7 +367,7 @@ class LeakyReLU(Activation):
 
     def forward(self, z):
         z = np.asarray(z)
-        slope = self.negative_slope
+        slope = _in_dtype_of(z, self.negative_slope)
         with np.errstate(over="ignore"):  # a slope beyond 1 overflows near the limits
             negative = z * slope
         if abs(slope) > 1 and negative.dtype.kind == "f":  # kept finite, as Exp is
@@ -371,7 +387,7 @@ class LeakyReLU(Activation):
 
     def forward_(self, z):
         if 0 <= self.negative_slope <= 1:
-            return np.maximum(z, z * self.negative_slope, out=z)
+            return np.maximum(z, z * _in_dtype_of(z, self.negative_slope), out=z)
         return super().forward_(z)
 
     def output_bound(self, m, slope=None):
@@ -382,7 +398,7 @@ class LeakyReLU(Activation):
             return super().backward_(delta, z, a)
         # g' = slope + (1 - slope) [a > 0], branch-free
         factor = np.multiply(a > 0, 1 - self.negative_slope, dtype=delta.dtype)
-        factor += self.negative_slope
+        factor += _in_dtype_of(factor, self.negative_slope)
         return np.multiply(delta, factor, out=delta)
 
 
@@ -417,12 +433,13 @@ class ELU(Activation):
 
     def forward(self, z):
         z = np.asarray(z)
-        return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0)))
+        alpha = _in_dtype_of(z, self.alpha)
+        return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
 
     def forward_(self, z):
         # forward's values in plain passes (200 x 256 float64: 63 us against 193
         # through forward's select)
-        alpha = self.alpha
+        alpha = _in_dtype_of(z, self.alpha)
         return _rectified(z, lambda neg: np.multiply(np.expm1(neg, out=neg), alpha,
                                                      out=neg))
 
@@ -447,7 +464,7 @@ class ELU(Activation):
             return super().backward_(delta, z, a)
         # g' = 1 for a > 0, a + alpha otherwise: min(a, 0) + alpha + (1 - alpha) [a > 0]
         factor = np.minimum(a, 0)
-        factor += self.alpha
+        factor += _in_dtype_of(factor, self.alpha)
         factor += np.multiply(a > 0, 1 - self.alpha, dtype=delta.dtype)
         return np.multiply(delta, factor, out=delta)
 
@@ -585,7 +602,21 @@ class PReLU(LeakyReLU):
         """``g(z)`` in place with per-unit slopes ``slope`` (shape ``(n_units,)``)."""
         # exactly z or slope z, in plain passes (200 x 256 float64: 32 us against 124
         # through a select of the slopes)
-        return _rectified(z, lambda neg: np.multiply(neg, slope, out=neg))
+        if not np.abs(slope).max(initial=0) > 1:  # |slope z| <= |z|: no overflow
+            return _rectified(z, lambda neg: np.multiply(neg, slope, out=neg))
+
+        def scaled(neg):
+            # slopes beyond 1 (learned ones may get there): slope z kept finite for a
+            # finite z, as LeakyReLU's; an infinite z stays infinite
+            infinite = np.isinf(neg)
+            with np.errstate(over="ignore"):
+                product = np.multiply(neg, slope)
+            big = np.finfo(neg.dtype).max
+            np.clip(product, -big, big, out=neg)
+            np.copyto(neg, product, where=infinite)
+            return neg
+
+        return _rectified(z, scaled)
 
     def output_bound(self, m, slope=None):
         if slope is None:
@@ -635,6 +666,10 @@ class Softmax(Activation):
         s = self.forward(z)
         return s * (1.0 - s)
 
+    @property
+    def max_derivative(self):
+        return 0.25  # s (1 - s), at s = 1/2 (a grid taken as one row would say 0.005)
+
     def inverse(self, a):
         return np.log(np.clip(a, 1e-7, 1 - 1e-7))  # log class priors
 
@@ -667,6 +702,12 @@ class Exp(Activation):
 
     def derivative(self, z):
         return self.forward(z)
+
+    @property
+    def max_derivative(self):
+        # unbounded: the scale is g'(0) = 1, so a unit is saturated where exp(z) < 0.01
+        # (a grid up to z = 10 would say 22026, and every unit saturated)
+        return 1.0
 
     def inverse(self, a):
         return np.log(np.maximum(a, 1e-7))
@@ -708,6 +749,12 @@ def _against_zeros(ufunc, z, out):
         part = flat[start:start + _ZEROS]
         ufunc(part, zeros[:part.size], out=dst[start:start + _ZEROS])
     return out
+
+
+def _in_dtype_of(z, param):
+    """A scalar parameter in ``z``'s float dtype, as numpy takes a Python float: a numpy
+    float64 (a grid from ``np.logspace``) would make a float32 result float64."""
+    return z.dtype.type(param) if z.dtype.kind == "f" else param
 
 
 def _rectified(z, negative_part):

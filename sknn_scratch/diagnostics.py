@@ -6,8 +6,9 @@
   whose pre-activation is negative everywhere): no gradient reaches their weights, so
   they never recover;
 - *saturated* units, whose ``|g'(z)|`` is below 1 % of the activation's largest
-  derivative on at least 95 % of the samples (a sigmoid or tanh unit pushed far from 0):
-  their gradient has all but vanished. Dead units are saturated too;
+  derivative (its ``max_derivative``; for exp, whose derivative has no largest, of
+  ``g'(0) = 1``) on at least 95 % of the samples (a sigmoid or tanh unit pushed far
+  from 0): their gradient has all but vanished. Dead units are saturated too;
 - *duplicate* units, whose incoming weights and bias (and PReLU slope) equal those of
   another unit of the layer within 1e-8, or within 256 units of the weights' machine
   epsilon relative to the largest of them (3.1e-5 of it in float32): what

@@ -154,6 +154,24 @@ def test_equality_and_hash_follow_class_and_parameters():
     assert len({ReLU(), ReLU(), LeakyReLU(0.1), LeakyReLU(0.1)}) == 2
 
 
+def test_equal_objects_hash_equal_with_a_parameter_as_an_array():
+    """Equality reads a parameter given as an array of one value as that value; the
+    hash used to differ then (a set kept both)."""
+    class Scaled(Activation):
+        def __init__(self, w=1.0):
+            self.w = w
+
+        def forward(self, z):
+            return z * self.w
+
+        def derivative(self, z):
+            return np.ones_like(z) * self.w
+
+    a, b = Scaled(np.array(2.0)), Scaled(2.0)
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert len({Scaled(2.0), Scaled(3.0)}) == 2
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_pickle_and_clone_round_trip(name):
     act = acts.get(name)
@@ -200,6 +218,80 @@ def test_no_warning_and_finite_at_extreme_inputs(act, dtype):
                     act.backward_(np.ones_like(z), z.copy(), a.copy())]
         for out in outs:
             assert np.isfinite(out).all(), (name, out)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu_training_pass_with_slopes_beyond_one_stays_finite(dtype):
+    """Learned slopes may pass 1 (the README's reach 1.2): slope z stays finite for a
+    finite z, as LeakyReLU's does, without a warning; an infinite z stays infinite."""
+    big = np.finfo(dtype).max
+    z = np.array([[-big, -1.0, 2.0, -np.inf], [-big / 2, 0.0, -3.0, np.inf]], dtype)
+    slope = np.array([2.0, 1.5, 0.5, 3.0], dtype)
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise"):
+        warnings.simplefilter("error")
+        a = PReLU().forward_param_(z.copy(), slope)
+    assert a.dtype == dtype
+    np.testing.assert_array_equal(a, [[-big, -1.5, 2.0, -np.inf],
+                                      [-big, 0.0, -1.5, np.inf]])
+
+
+@pytest.mark.parametrize("act", [LeakyReLU(np.float64(0.1)), ELU(alpha=np.float64(0.5)),
+                                 LeakyReLU(np.float64(2.0))], ids=repr)
+def test_a_numpy_scalar_parameter_keeps_float32_float32(act):
+    """A grid from np.logspace gives numpy float64 parameters, which numpy does not
+    take as weak as it takes a Python float: forward turned float32 into float64."""
+    z = np.array([-2.0, -0.5, 0.0, 1.5], np.float32)
+    out = act.forward(z)
+    assert out.dtype == np.float32
+    plain = clone(act).set_params(**{k: float(v) for k, v in act.get_params().items()})
+    np.testing.assert_array_equal(out, plain.forward(z))
+    np.testing.assert_array_equal(out, act.forward_(z.copy()))
+    # training's passes too: the same float32 values as with the Python float
+    delta = act.backward_(np.ones_like(z), z, out)
+    assert delta.dtype == np.float32
+    np.testing.assert_array_equal(delta, plain.backward_(np.ones_like(z), z, out))
+
+
+def test_max_derivative_of_softmax_and_exp():
+    """Read off a grid as one row, softmax's was 0.005; exp's derivative has no
+    maximum, and the grid's 22,026 made every hidden exp unit 'saturated'."""
+    assert Softmax().max_derivative == 0.25 == Softmax().derivative(np.zeros((1, 2))).max()
+    assert acts.Exp().max_derivative == 1.0 == acts.Exp().derivative(np.zeros(1))[0]
+
+
+def test_an_activation_taking_its_function_from_a_mixin_trains_with_it():
+    """forward and derivative from a mixin placed before a built-in: its fast passes
+    (ReLU's mask) used to stay, and the network computed ReLU while the derivative
+    check, which calls forward and derivative, passed."""
+    from sklearn.datasets import load_iris
+
+    from sknn_scratch import MLPScratchClassifier
+    from sknn_scratch.diagnostics import layer_outputs
+
+    class TanhMixin:
+        def forward(self, z):
+            return np.tanh(z)
+
+        def derivative(self, z):
+            return 1.0 / np.cosh(z) ** 2
+
+    class MixedTanh(TanhMixin, ReLU):
+        pass
+
+    act = MixedTanh()
+    z = np.array([[-2.0, 0.5]])
+    np.testing.assert_array_equal(act.forward_(z.copy()), np.tanh(z))
+    assert not act.mask_derivative and act.needs_input
+    np.testing.assert_allclose(act.backward_(np.ones_like(z), z, np.tanh(z)),
+                               act.derivative(z))
+    X, y = load_iris(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = MLPScratchClassifier((5,), activation=act, max_iter=3,
+                                   random_state=0).fit(X, y)
+    hidden = layer_outputs(est, X)[0]
+    np.testing.assert_allclose(hidden, np.tanh(X @ est.coefs_[0] + est.intercepts_[0]))
+    assert hidden.min() < 0  # not a ReLU
 
 
 def test_softmax_rows_sum_to_one_at_extreme_inputs():
