@@ -73,10 +73,9 @@ class ParamsMixin:
             _equal(value, theirs[name]) for name, value in mine.items())
 
     def __hash__(self):
-        try:
-            return hash((type(self), tuple(self.get_params().items())))
-        except TypeError:  # an unhashable parameter value
-            return hash(type(self))
+        # the class alone: equality takes a parameter given as an array of one value
+        # (unhashable) for that value (hashable), and equal objects must hash equal
+        return hash(type(self))
 
 
 def _equal(a, b):
