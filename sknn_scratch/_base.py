@@ -434,10 +434,15 @@ class BaseMLPScratch(BaseEstimator):
                 # a team trains a shared copy of the weights: the epoch's start stays
                 self._epoch_start = self._params.copy() if team is None else None
                 grad = np.empty_like(self._params) if team is None else None
+                # each epoch shuffles the order of the one before, as scikit-learn's
+                # shuffle(sample_idx) does: the same orders from the same random state
+                # (a team keeps its own, in shared memory)
+                order = (np.arange(n) if team is None and self._shuffles(gather)
+                         else None)
                 for _ in range(self.max_iter):
                     if team is None:
                         np.copyto(self._epoch_start, self._params)
-                    self.loss_, rows = self._run_epoch(gather, grad, team)
+                    self.loss_, rows = self._run_epoch(gather, grad, team, order)
                     self.n_iter_ += 1
                     self.t_ += rows  # the rows trained on: batches of weight 0 are not
                     self.loss_curve_.append(self.loss_)
@@ -508,12 +513,17 @@ class BaseMLPScratch(BaseEstimator):
             return None
         return team
 
-    def _run_epoch(self, gather, grad, team=None):
+    def _shuffles(self, gather):
+        """Whether epochs visit the rows in a new order: one batch needs none."""
+        return bool(self.shuffle) and gather.batch_size < gather.X.shape[0]
+
+    def _run_epoch(self, gather, grad, team=None, order=None):
         """One pass over the data in mini-batches: ``(mean batch objective, rows of the
-        batches trained on)``."""
+        batches trained on)``. ``order``: the previous epoch's order of the rows,
+        shuffled here (in place) when the epochs shuffle."""
         n, batch_size = gather.X.shape[0], gather.batch_size
         net, opt, params = self._network, self._optimizer, self._params
-        shuffled = self.shuffle and batch_size < n
+        shuffled = self._shuffles(gather)
         if team is not None:
             # the team updates the optimizer's moments in place from its first batch
             # (stale if it fails), and the weights here when its epoch is over
@@ -524,7 +534,10 @@ class BaseMLPScratch(BaseEstimator):
             team.fetch_params()
             self._updating, self._stale_optimizer = True, False
             return loss, rows
-        order = self._random_state.permutation(n) if shuffled else None
+        if shuffled:
+            self._random_state.shuffle(order)  # = order[permutation(n)], same draws
+        else:
+            order = None
         total, rows, first, stepping = 0.0, 0, not self._updating, False
         try:
             for start in range(0, n, batch_size):

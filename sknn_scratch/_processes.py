@@ -144,8 +144,12 @@ class ProcessTeam:
         self.control = self.ctl[_LINE * n_procs:]
         n = gather.X.shape[0]
         # intp: numpy shuffles 8-byte items in place faster (50,000 in 0.43 ms against
-        # 0.64 for int32) and takes rows by them without converting them first
+        # 0.64 for int32) and takes rows by them without converting them first. Each
+        # shuffled epoch shuffles the order of the one before, as one process does
         self.order = _shared(n, np.intp)
+        for start in range(0, n, 1 << 13):  # no temporary as long as the order
+            stop = min(start + (1 << 13), n)
+            self.order[start:stop] = np.arange(start, stop)
         self.scalars = _shared(_MSG_BYTES, np.uint8)  # the optimizer's, each epoch
         # why a forked process failed: one slot each, two may fail at once
         self.error = _shared((n_procs, _MSG_BYTES), np.uint8)
@@ -321,16 +325,13 @@ class ProcessTeam:
 
     # ------------------------------------------------------------------ epochs
     def run_epoch(self, random_state):
-        """One pass over the data, in the order ``random_state.permutation(n)`` draws
-        (in order if None): ``(mean batch objective, rows of the batches trained on)``.
+        """One pass over the data, in the previous epoch's order (the rows' at the
+        first) shuffled by ``random_state`` (in order if None): ``(mean batch objective,
+        rows of the batches trained on)``.
         The optimizer is updated; the parameters still hold the epoch's start,
         ``fetch_params`` brings its end."""
-        if random_state is not None:  # the permutation, drawn in place
-            order = self.order
-            for start in range(0, len(order), 1 << 13):
-                stop = min(start + (1 << 13), len(order))
-                order[start:stop] = np.arange(start, stop)
-            random_state.shuffle(order)
+        if random_state is not None:  # the previous epoch's order, shuffled in place
+            random_state.shuffle(self.order)
         # the learning rate and step count as this process has them now
         _write(self.scalars, {k: v for k, v in vars(self.optimizer).items()
                               if not isinstance(v, np.ndarray)})

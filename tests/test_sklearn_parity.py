@@ -126,6 +126,30 @@ def test_steps_keep_matching(kind):
     _assert_same_weights(ours, theirs)
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_shuffled_epochs_visit_the_rows_in_scikit_learns_orders(kind, solver):
+    """A warm-started fit of 5 shuffled epochs in mini-batches from the same weights:
+    the same loss curve and weights. Each epoch shuffles the order of the one before,
+    as scikit-learn does; a fresh permutation per epoch matched it in epoch 1 only."""
+    X, y, sw = _problem(kind)
+    theirs, ours = _pair(kind, "tanh", X.shape[0])
+    for est in (theirs, ours):
+        est.set_params(solver=solver, batch_size=20, shuffle=True, warm_start=True,
+                       max_iter=1, tol=0.0, n_iter_no_change=100, random_state=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+    _load(ours, (theirs.coefs_, theirs.intercepts_))  # copies
+    for est in (theirs, ours):
+        est.set_params(max_iter=5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(ours.loss_curve_[1:], theirs.loss_curve_[1:], rtol=1e-10)
+    _assert_same_weights(ours, theirs)
+
+
 # each optimizer setting off its default, in mini-batches (3 per epoch, in order)
 OPTIMIZERS = {
     "adam": dict(solver="adam", beta_1=0.8, beta_2=0.99, epsilon=1e-6,
