@@ -154,9 +154,11 @@ class BaseMLPScratch(BaseEstimator):
                 self._continue_stopping_records()
             if config is not None:
                 self._initialize(*config, X, Y, sw)
+            # the rows to train on and to validate on, then the epochs' shuffles: from
+            # a generator of their own for an integer random_state (scikit-learn's
+            # continue the one its initial weights came from), the same one as the
+            # initial weights' for a RandomState
             self._random_state = check_random_state(self.random_state)
-            # the rows to train on and to validate on (after the initial weights: the
-            # same random_state draws both)
             data = (self._stochastic_data(X, Y, sw, y_orig)
                     if self.solver != "lbfgs" else None)
         except BaseException:
@@ -408,8 +410,9 @@ class BaseMLPScratch(BaseEstimator):
         # int(): any Integral scikit-learn accepts (True, a numpy integer) sizes buffers
         batch_size = min(200, n) if self.batch_size == "auto" else int(self.batch_size)
         if batch_size > n:
-            warnings.warn("Got `batch_size` larger than the sample size. "
-                          "It is going to be clipped.")
+            # scikit-learn's words, which warning filters may name
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It "
+                          "is going to be clipped")
             batch_size = n
         return _BatchGatherer(X, Y, sw, batch_size), val
 

@@ -443,3 +443,19 @@ def test_failed_refit_leaves_fitted_classifier_intact(bad_call):
     np.testing.assert_array_equal(est.classes_, classes)
     assert est.n_features_in_ == 3
     np.testing.assert_array_equal(est.predict_proba(X), proba)
+
+
+@pytest.mark.parametrize("Est, y", _estimators())
+def test_a_batch_size_beyond_the_rows_warns_in_scikit_learns_words(Est, y):
+    """Warning filters written for scikit-learn's MLP catch ours too."""
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    theirs = MLPClassifier if Est is MLPScratchClassifier else MLPRegressor
+    messages = []
+    for est in (theirs(hidden_layer_sizes=(3,), max_iter=1, batch_size=10**6),
+                Est(**{**SMALL, "batch_size": 10**6})):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.fit(X, y)
+        messages.append([str(w.message) for w in caught if w.category is UserWarning])
+    assert messages[0] and messages[1] == messages[0]
