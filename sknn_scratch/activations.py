@@ -74,32 +74,27 @@ class Activation(ParamsMixin):
 
         # what a parent says of its function or derivative, and the fast paths it
         # computes them by, are not of a class that takes forward or derivative from
-        # somewhere nearer (its own, a mixin's), unless that says so too
-        redefined = {name: source(name) for name in ("forward", "derivative")
-                     if source(name) < source({"forward": "forward_",
-                                               "derivative": "backward_"}[name])}
-        if redefined:
-            nearest = min(redefined.values())
-            if cls.learnable and not all(source(name) <= nearest
-                                         for name in _PARAM_PATHS):
-                raise TypeError(
-                    f"{cls.__name__} is learnable, so its training uses "
-                    f"{', '.join(_PARAM_PATHS)}, not the {' and '.join(redefined)} it "
-                    "defines: define those too.")
-            # the generic paths compute from forward and derivative (backward_ from z)
-            resets = {"backward_": (nearest, Activation.backward_),
-                      "needs_input": (nearest, True)}
-            if "forward" in redefined:
-                resets.update(forward_=(redefined["forward"], Activation.forward_),
-                              inverse=(redefined["forward"], Activation.inverse))
-            if "derivative" in redefined:
-                resets["max_derivative"] = (redefined["derivative"],
-                                            Activation.max_derivative)
-            for name, (since, value) in resets.items():
-                if source(name) > since:
-                    setattr(cls, name, value)
-        paths = [*redefined.values(), source("backward_"), source("forward_")]
-        if source("mask_derivative") > min(paths):
+        # nearer (its own, a mixin's), unless that class says so too: each attribute
+        # taken from farther than the forward or derivative it goes with is reset
+        taken = {name: source(name) for name in ("forward", "derivative")}
+        nearest = min(taken.values())
+        if cls.learnable and any(source(name) > nearest for name in _PARAM_PATHS):
+            redefined = [name for name, at in taken.items() if at == nearest]
+            raise TypeError(
+                f"{cls.__name__} is learnable, so its training uses "
+                f"{', '.join(_PARAM_PATHS)}, not the {' and '.join(redefined)} it "
+                "defines: define those too.")
+        # the generic paths compute from forward and derivative (backward_ from z)
+        resets = {"backward_": (nearest, Activation.backward_),
+                  "needs_input": (nearest, True),
+                  "forward_": (taken["forward"], Activation.forward_),
+                  "inverse": (taken["forward"], Activation.inverse),
+                  "max_derivative": (taken["derivative"], Activation.max_derivative)}
+        for name, (since, value) in resets.items():
+            if source(name) > since:
+                setattr(cls, name, value)
+        if source("mask_derivative") > min(nearest, source("backward_"),
+                                           source("forward_")):
             cls.mask_derivative = False
         if source("output_bound") > min(source(name) for name in
                                         ("forward", "forward_", "forward_param_")):
@@ -602,18 +597,22 @@ class PReLU(LeakyReLU):
         """``g(z)`` in place with per-unit slopes ``slope`` (shape ``(n_units,)``)."""
         # exactly z or slope z, in plain passes (200 x 256 float64: 32 us against 124
         # through a select of the slopes)
-        if not np.abs(slope).max(initial=0) > 1:  # |slope z| <= |z|: no overflow
+        steepest = float(np.abs(slope).max(initial=0))
+        if not steepest > 1:  # |slope z| <= |z|: no overflow
             return _rectified(z, lambda neg: np.multiply(neg, slope, out=neg))
 
         def scaled(neg):
-            # slopes beyond 1 (learned ones may get there): slope z kept finite for a
-            # finite z, as LeakyReLU's; an infinite z stays infinite
+            # slopes beyond 1 (learned ones may get there) overflow only near the
+            # float limit: slope z is then kept finite for a finite z, as LeakyReLU's
+            # (an infinite z stays infinite)
+            big = float(np.finfo(neg.dtype).max)
+            # in Python floats (no warning), with room for their own rounding
+            if float(neg.min(initial=0)) * steepest >= -big * (1 - 1e-12):
+                return np.multiply(neg, slope, out=neg)
             infinite = np.isinf(neg)
             with np.errstate(over="ignore"):
-                product = np.multiply(neg, slope)
-            big = np.finfo(neg.dtype).max
-            np.clip(product, -big, big, out=neg)
-            np.copyto(neg, product, where=infinite)
+                np.multiply(neg, slope, out=neg)
+            np.copyto(neg, np.clip(neg, -big, big), where=~infinite)
             return neg
 
         return _rectified(z, scaled)

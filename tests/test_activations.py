@@ -233,6 +233,10 @@ def test_prelu_training_pass_with_slopes_beyond_one_stays_finite(dtype):
     assert a.dtype == dtype
     np.testing.assert_array_equal(a, [[-big, -1.5, 2.0, -np.inf],
                                       [-big, 0.0, -1.5, np.inf]])
+    # far from the limit, the plain passes: exactly the select formula
+    z = np.random.default_rng(0).standard_normal((6, 4)).astype(dtype) * 3
+    np.testing.assert_array_equal(PReLU().forward_param_(z.copy(), slope),
+                                  np.where(z < 0, z * slope, z))
 
 
 @pytest.mark.parametrize("act", [LeakyReLU(np.float64(0.1)), ELU(alpha=np.float64(0.5)),
@@ -292,6 +296,54 @@ def test_an_activation_taking_its_function_from_a_mixin_trains_with_it():
     hidden = layer_outputs(est, X)[0]
     np.testing.assert_allclose(hidden, np.tanh(X @ est.coefs_[0] + est.intercepts_[0]))
     assert hidden.min() < 0  # not a ReLU
+
+
+def test_a_subclass_defining_forward_and_its_fast_pass_drops_the_parents_backward():
+    """A forward of its own with its own forward_, the derivative inherited: the
+    parent's backward_, written for the parent's function (sigmoid's a (1 - a)), is
+    not this one's; it was kept once, and the gradient came out of the wrong sign."""
+    from scipy.special import expit
+
+    class ShiftedSigmoid(Sigmoid):
+        def forward(self, z):
+            return expit(np.asarray(z)) + 1.0
+
+        def forward_(self, z):
+            expit(z, out=z)
+            z += 1.0
+            return z
+
+    act = ShiftedSigmoid()
+    z = np.array([[-2.0, 0.0, 3.0]])
+    assert act.needs_input
+    np.testing.assert_allclose(act.backward_(np.ones_like(z), z, act.forward(z)),
+                               act.derivative(z))
+
+
+def test_a_subclass_whose_backward_reads_z_gets_z():
+    """Its own derivative and a backward_ that reads z, under a parent that computes
+    from a = g(z) (needs_input False): the network must pass z, not a."""
+    from scipy.special import expit
+
+    class ZSigmoid(Sigmoid):
+        def derivative(self, z):
+            return expit(z) * expit(-z)
+
+        def backward_(self, delta, z, a):
+            delta *= self.derivative(z)
+            return delta
+
+    assert ZSigmoid.needs_input
+    X, y = np.random.RandomState(0).randn(40, 3), np.arange(40) % 2
+    losses = []
+    for act in (Sigmoid(), ZSigmoid()):
+        from sknn_scratch import MLPScratchClassifier
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            losses.append(MLPScratchClassifier((4,), activation=act, solver="lbfgs",
+                                               max_iter=5, random_state=0).fit(X, y).loss_)
+    assert losses[1] == pytest.approx(losses[0], rel=1e-12)
 
 
 def test_softmax_rows_sum_to_one_at_extreme_inputs():
