@@ -102,6 +102,27 @@ def test_duplicates_are_those_a_comparison_with_every_earlier_unit_finds(dtype):
         assert _duplicate_fraction(units) == _duplicates_by_brute_force(units, tol)
 
 
+def test_copies_of_weights_near_the_float_limit_are_found_without_warnings(data):
+    """The projections are taken at a scale of 1: at 1e308 they overflowed to inf,
+    inf - inf left the comparison window empty, and the copy went uncounted."""
+    units = np.array([[1e308, 1e308, 0.0], [1e308, 1e308, 0.0], [-5.0, 1.0, 0.0]])
+    # (underflow, of -5 / 1e308, is no error)
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise",
+                                                divide="raise"):
+        warnings.simplefilter("error")
+        assert _duplicate_fraction(units) == pytest.approx(1 / 3)
+        assert _duplicate_fraction(np.zeros((4, 3))) == 0.75
+    X, y = data
+    est = _fit(MLPScratchClassifier((3,), max_iter=2, random_state=0), X, y)
+    W = np.zeros((X.shape[1], 3))
+    W[:2] = units[:, :2].T  # units 0 and 1 copies, near the limit
+    est.coefs_ = [W, est.coefs_[1]]
+    est.intercepts_ = [np.zeros(3), est.intercepts_[1]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert diagnose(est, X * 1e-300)[0].duplicate_fraction == pytest.approx(1 / 3)
+
+
 def test_a_wide_layer_of_many_copies_is_diagnosed(data):
     X, y = data
     est = _fit(MLPScratchClassifier((2048,), max_iter=1, random_state=0), X[:50], y[:50])
