@@ -891,8 +891,20 @@ def _same_arrays(a, b):
             and all(x is y for x, y in zip(a, b)))
 
 
+_HALF_ROW = 0.5
+
+
 def _output_bias(activation, Y, sw):
-    """Inverse link of the (weighted) target mean: the best constant model."""
+    """Inverse link of the (weighted) target mean: the best constant model. A mean at a
+    bound of sigmoid, softmax or exp (a class or label absent from the rows, all-zero
+    counts) is taken half a row from it: a class that a first partial_fit batch lacks
+    starts at log(0.5 / n), not at log(1e-7), from which Adam took thousands of steps
+    to bring it back."""
     mean = np.average(Y, axis=0, weights=sw).astype(np.float64)
+    half = _HALF_ROW / Y.shape[0]
+    if isinstance(activation, (_act.Sigmoid, _act.Softmax)):
+        mean = np.clip(mean, half, 1 - half)
+    elif isinstance(activation, _act.Exp):
+        mean = np.maximum(mean, half)
     bias = activation.inverse(mean)
     return 0.0 if bias is None else bias
