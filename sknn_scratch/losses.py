@@ -162,7 +162,15 @@ class PoissonDeviance(Loss):
 
     def _row_losses(self, y, a):
         a = np.maximum(a, np.finfo(a.dtype).tiny)
-        return (xlogy(y, y / a) - y + a).sum(axis=1)
+        with np.errstate(over="ignore"):
+            ratio = y / a
+        terms = xlogy(y, ratio)
+        # far below a target the ratio overflows (float32: from about 88 below log y):
+        # there the log of each side, a finite loss and no false divergence
+        far = np.isinf(ratio) & np.isfinite(y)
+        if far.any():
+            terms[far] = y[far] * (np.log(y[far]) - np.log(a[far]))
+        return (terms - y + a).sum(axis=1)
 
     def _derivative(self, y, a, out):
         # 1 - y / a, a kept above 0 as in the value

@@ -219,3 +219,33 @@ def test_squared_norm_takes_one_thread_dot_products(monkeypatch):
     w = np.arange(2 * network.SHORT_DOT + 1, dtype=np.float64)
     assert network.squared_norm(w) == float(np.sum(w * w))  # exact: integers
     assert lengths == [network.SHORT_DOT, network.SHORT_DOT, 1]
+
+
+@pytest.mark.parametrize("dtype, z", [(np.float32, -90.0), (np.float32, -200.0),
+                                      (np.float64, -720.0)])
+def test_poisson_deviance_far_below_a_target_is_finite(dtype, z):
+    """y / a overflowed there (float32 from about 88 below log y): the loss came out
+    inf, and a partial_fit reported a divergence that was not one."""
+    import warnings
+
+    from sknn_scratch import MLPScratchRegressor
+
+    loss = LOSSES["poisson"]()
+    a = np.exp(np.array([[z], [0.0]], dtype))
+    y = np.array([[100.0], [1.0]], dtype)
+    tiny = float(np.finfo(dtype).tiny)
+    expected = 100 * (np.log(100) - np.log(max(float(a[0, 0]), tiny))) - 100 + 0 + 1 - 1
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise"):
+        warnings.simplefilter("error")
+        assert loss.value(y, a) == pytest.approx(expected, rel=1e-5)
+    X = np.random.RandomState(0).rand(20, 2).astype(dtype)
+    reg = MLPScratchRegressor(hidden_layer_sizes=(3,), loss="poisson", max_iter=1,
+                              random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg.fit(X, np.full(20, 100.0))
+        reg.intercepts_[-1][:] = z / 2 if dtype == np.float64 else z
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            reg.partial_fit(X, np.full(20, 100.0))
+    assert np.isfinite(reg.loss_)
