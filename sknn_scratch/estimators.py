@@ -95,7 +95,10 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
     ----------
     {params}
     class_weight : dict, "balanced" or None, default=None
-        Multiplies ``sample_weight``; a dict gives the classes it does not name 1.
+        Multiplies ``sample_weight``; a dict gives the classes it does not name 1 (a
+        key that is not a class is an error unless the dict names every class);
+        "balanced" counts rows, whatever their ``sample_weight``, as ``SGDClassifier``
+        does.
 
     Attributes
     ----------
