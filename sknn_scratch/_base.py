@@ -24,7 +24,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import activations as _act
 from . import initializers as _init
-from ._processes import ProcessTeam, _usable_cpus, resolve_n_jobs, using_blas
+from ._processes import (ProcessTeam, _usable_cpus, inside_parallel_worker,
+                         resolve_n_jobs, using_blas)
 from .network import Network, abs_max
 from .solvers import SGD, Adam, lbfgs
 
@@ -497,6 +498,13 @@ class BaseMLPScratch(BaseEstimator):
         if not hasattr(os, "fork"):
             warnings.warn(f"n_jobs={self.n_jobs} needs os.fork, which this platform "
                           "lacks: training runs in one process.", UserWarning)
+            return None
+        worker = inside_parallel_worker()
+        if worker is not None:  # as joblib runs a Parallel nested in its workers
+            warnings.warn(
+                f"n_jobs={self.n_jobs} in {worker}: the parallel workers already keep "
+                "the cores busy, and a team in each would fork more processes than "
+                "there are cores; this fit trains in one process.", UserWarning)
             return None
         cpus = _usable_cpus()
         if n_procs > cpus:

@@ -33,6 +33,7 @@ import mmap
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import tracemalloc
@@ -69,6 +70,27 @@ def resolve_n_jobs(n_jobs):
     if n_jobs < 0:
         return max(1, _usable_cpus() + 1 + n_jobs)
     return n_jobs
+
+
+def inside_parallel_worker():
+    """Where this code runs as one of several parallel workers: ``"a joblib worker"``
+    (loky's processes, the threading backend's threads: joblib's nesting level is 1 or
+    more there), ``"a dask worker"``, or None."""
+    try:
+        from joblib.parallel import get_active_backend
+
+        if getattr(get_active_backend()[0], "nesting_level", 0):
+            return "a joblib worker"
+    except Exception:  # pragma: no cover - a joblib without it: no answer from it
+        pass
+    distributed = sys.modules.get("distributed")  # imported by dask's workers
+    if distributed is not None:
+        try:
+            distributed.get_worker()
+            return "a dask worker"
+        except (ValueError, AttributeError):  # not in a dask task
+            pass
+    return None
 
 
 def _usable_cpus():

@@ -62,12 +62,17 @@ def limit_blas_threads(client, n_threads=None):
     Returns
     -------
     dict
-        ``{worker address: BLAS threads set}``.
+        ``{worker address: BLAS threads}``, read back from each worker after the limit
+        is set (the fewest of its BLAS libraries').
 
     Notes
     -----
     The limit holds for the workers connected now; call again after the cluster grows
     (a worker that joins later starts with its own default, 1 under a nanny).
+    Workers that run in the client's own process (``LocalCluster(processes=False)``)
+    share its BLAS: the limit then holds for the client's process as well, after the
+    cluster is closed too; read :func:`blas_threads` before and put it back with
+    ``threadpoolctl.threadpool_limits`` if that matters.
     For a BLAS threaded with OpenMP the limit would hold only for the thread that set
     it; numpy's and scipy's OpenBLAS (pthreads) are process-wide.
     """
@@ -85,10 +90,11 @@ def limit_blas_threads(client, n_threads=None):
                   for addr, (host, _, cores) in layout.items()}
     else:
         limits = dict.fromkeys(layout, int(n_threads))
+    result = {}
     for n in set(limits.values()):
-        client.run(_set_blas_threads, n,
-                   workers=[addr for addr, k in limits.items() if k == n])
-    return limits
+        result.update(client.run(_set_blas_threads, n,
+                                 workers=[addr for addr, k in limits.items() if k == n]))
+    return result
 
 
 def _worker_layout(dask_worker):
@@ -100,13 +106,21 @@ def _worker_layout(dask_worker):
 
 
 def _set_blas_threads(n):
-    """Runs on a worker: load numpy's and scipy's BLAS, then limit both to n threads."""
+    """Runs on a worker: load numpy's and scipy's BLAS, limit both to n threads, and
+    return the fewest threads they have then."""
     import scipy.optimize  # noqa: F401  # scipy's OpenBLAS, loaded before the limit
 
-    threadpool_limits(limits=n, user_api="blas")
     # threadpoolctl lets the thread that set a pthreads OpenBLAS's count be the only
-    # one that sets it from then on: this one (the worker's event loop), so that a
-    # task's own limits (lbfgs's one scipy BLAS thread) would do nothing. Left free.
+    # one that sets it from then on: a task that set one with a plain call would make
+    # this call do nothing, and this one (the worker's event loop) a task's own limits
+    # (lbfgs's one scipy BLAS thread). Free before and after.
+    _free_blas_control()
+    threadpool_limits(limits=n, user_api="blas")
+    _free_blas_control()
+    return min(blas_threads().values(), default=n)
+
+
+def _free_blas_control():
     controller = getattr(threadpoolctl, "OpenBLASController", None)
     clear = getattr(controller, "clear_controlling_thread", None)
     if clear is not None:

@@ -193,6 +193,46 @@ def test_limit_blas_threads_on_a_dask_cluster():
             assert set(per_library.values()) == {share}
 
 
+def test_limit_blas_threads_sets_a_limit_a_task_has_set_before():
+    """A task's plain threadpool_limits call made its thread the only one threadpoolctl
+    let set the count: the limit did nothing, and the count it returned was the one
+    asked for, not the workers'."""
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as local, Client(local) as client:
+        client.submit(_limit_blas_to_1_for_good).result()
+        assert set(client.run(blas_threads).popitem()[1].values()) == {1}
+        assert list(limit_blas_threads(client, n_threads=2).values()) == [2]
+        assert set(client.run(blas_threads).popitem()[1].values()) == {2}
+
+
+def _limit_blas_to_1_for_good():
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def test_an_n_jobs_fit_in_a_parallel_worker_trains_in_one_process(digits, cluster):
+    """As joblib runs a Parallel nested in its workers: the workers already keep the
+    cores busy, and a team in each used to fork more processes than cores, silently."""
+    X, y = digits
+    fits = Parallel(n_jobs=2)(delayed(_fit_recording_warnings)(X, y, n_jobs)
+                              for n_jobs in (2, None))
+    _, client = cluster
+    fits.append(client.submit(_fit_recording_warnings, X, y, 2, pure=False).result())
+    (two, warned), (one, quiet), (on_dask, warned_dask) = fits
+    assert two == one == on_dask  # the loss curves: one process, as n_jobs=None
+    assert quiet == []
+    assert [w for w in warned if "in a joblib worker" in w]
+    assert [w for w in warned_dask if "in a dask worker" in w]
+
+
+def _fit_recording_warnings(X, y, n_jobs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = MLPScratchClassifier((16,), max_iter=3, random_state=0, n_jobs=n_jobs)
+        est.fit(X, y)
+    return est.loss_curve_, [str(w.message) for w in caught
+                             if w.category is UserWarning]
+
+
 def _scipy_blas_threads_under_a_limit_of_1():
     from sknn_scratch._threads import scipy_blas_pool
 
