@@ -22,9 +22,10 @@ import numbers
 import os
 from collections import defaultdict
 
-import threadpoolctl
 from joblib import cpu_count
 from threadpoolctl import threadpool_info, threadpool_limits
+
+from ._processes import _blas_control
 
 __all__ = ["blas_threads", "limit_blas_threads"]
 
@@ -113,15 +114,7 @@ def _set_blas_threads(n):
     # threadpoolctl lets the thread that set a pthreads OpenBLAS's count be the only
     # one that sets it from then on: a task that set one with a plain call would make
     # this call do nothing, and this one (the worker's event loop) a task's own limits
-    # (lbfgs's one scipy BLAS thread). Free before and after.
-    _free_blas_control()
-    threadpool_limits(limits=n, user_api="blas")
-    _free_blas_control()
+    # (lbfgs's one scipy BLAS thread). Free before and after, as a team's limit is.
+    with _blas_control():
+        threadpool_limits(limits=n, user_api="blas")
     return min(blas_threads().values(), default=n)
-
-
-def _free_blas_control():
-    controller = getattr(threadpoolctl, "OpenBLASController", None)
-    clear = getattr(controller, "clear_controlling_thread", None)
-    if clear is not None:
-        clear(force=True)
