@@ -226,10 +226,10 @@ def _duplicate_fraction(units):
     not a quarter of a minute.
     """
     eps = np.finfo(np.result_type(units.dtype, np.float32)).eps  # float32 or float64
-    tol = max(DUPLICATE_TOL, DUPLICATE_ULPS * eps * float(np.abs(units).max(initial=0)))
     n = len(units)
     units64 = units.astype(np.float64, copy=False)
     scale = float(np.abs(units64).max(initial=0))
+    tol = max(DUPLICATE_TOL, DUPLICATE_ULPS * eps * scale)
     if not 0 < scale < np.inf:  # all 0 (copies of the first), or not finite
         return _duplicates_compared_with_all(units64, tol)
     r = np.random.default_rng(0).uniform(0.5, 1.5, units.shape[1])  # fixed: reproducible
