@@ -58,8 +58,9 @@ _PARAMS_DOC = """hidden_layer_sizes : int or array-like of int, default=(100,)
         ``lbfgs``, whose full-batch products BLAS already spreads over the cores,
         ignores it; so do platforms without ``os.fork`` (with a warning), and a fit
         that starts while another fit or prediction runs in a thread of this process
-        (with a warning: forking then can hang OpenBLAS). Leave it at None when fits
-        already run in parallel (``GridSearchCV(n_jobs=...)``)."""
+        (with a warning: forking then can hang OpenBLAS), and a fit in a joblib or
+        dask worker (with a warning: fits that already run in parallel, as in
+        ``GridSearchCV(n_jobs=...)``, keep the cores busy)."""
 
 _ATTRIBUTES_DOC = """coefs_, intercepts_ : list of ndarray
         Weights ``(fan_in, fan_out)`` and biases ``(fan_out,)``; assign new lists to
