@@ -179,22 +179,15 @@ def _default_labels(estimators):
     """Each estimator's activation, and the parameters (by name) in which it differs
     from another estimator of the same activation; its number in the list too where
     that still leaves two labels the same."""
-    def name(est):
-        return str(getattr(est, "activation", type(est).__name__))
-
+    names = [str(getattr(est, "activation", type(est).__name__)) for est in estimators]
+    params = [est.get_params(deep=False) for est in estimators]
     labels = []
-    for est in estimators:
-        label = name(est)
-        same = [other for other in estimators if other is not est
-                and name(other) == label]
-        if same:
-            params = est.get_params(deep=False)
-            differ = sorted(
-                key for key, value in params.items() if key != "activation"
-                and any(not _equal(value, other.get_params(deep=False).get(key))
-                        for other in same))
-            label += "".join(f", {key}={params[key]!r}" for key in differ)
-        labels.append(label)
+    for i, (label, mine) in enumerate(zip(names, params)):
+        same = [theirs for j, theirs in enumerate(params)
+                if j != i and names[j] == label]
+        differ = sorted(key for key, value in mine.items() if key != "activation"
+                        and any(not _equal(value, theirs.get(key)) for theirs in same))
+        labels.append(label + "".join(f", {key}={mine[key]!r}" for key in differ))
     # the same in every parameter as another: numbered, in the order given
     return [f"{label} #{i + 1}" if labels.count(label) > 1 else label
             for i, label in enumerate(labels)]
