@@ -31,7 +31,11 @@ _PARAMS_DOC = """hidden_layer_sizes : int or array-like of int, default=(100,)
         "gelu"), an :class:`~sknn_scratch.activations.Activation`, or a list with one
         entry per hidden layer.
     output_activation : "auto", str or Activation, default="auto"
-        See the table in the README (SPEC 4.4).
+        "auto" picks sigmoid for binary and multi-label targets, softmax for
+        multi-class, ReLU for regression targets all >= 0, identity for others, exp
+        for ``loss="poisson"``. A name or an Activation overrides it for regression;
+        a classifier accepts only the output "auto" would pick. The output bias starts at the inverse link of the weighted target mean (the
+        README's "Output activation" has the details).
     init : "auto", str, Initializer or list of them, default="auto"
         Weight initialization, of the weights into each layer: "auto" is He uniform
         into a ReLU-family layer and Glorot uniform into any other, the output layer
@@ -52,7 +56,7 @@ _PARAMS_DOC = """hidden_layer_sizes : int or array-like of int, default=(100,)
         per CPU slows the team): this one and ``n_jobs - 1`` forked for the fit,
         each with one BLAS thread, computing the gradient of its share of the rows and
         updating its share of the parameters. Worth it from a few thousand rows (on 2
-        cores the README's large case trains 1.3-1.6x faster), not on a few hundred. The
+        cores the README's large case trains 1.3-1.9x faster), not on a few hundred. The
         result agrees with ``n_jobs=None`` to rounding (the gradient's terms are summed
         in another order) and is the same at every run with the same ``n_jobs``.
         ``lbfgs``, whose full-batch products BLAS already spreads over the cores,
@@ -71,7 +75,14 @@ _ATTRIBUTES_DOC = """coefs_, intercepts_ : list of ndarray
         The learned per-unit negative slopes of each PReLU hidden layer (read-only);
         ``None`` for the other layers.
     out_activation_ : str
-    loss_, best_loss_, loss_curve_ : the objective J (SPEC 4.2) and its history.
+        Name of the output activation used.
+    loss_, best_loss_, loss_curve_ : float, float, list of float
+        The objective ``J = sum_i w_i loss_i / sum_i w_i + alpha / (2 sum_i w_i)
+        * sum of squared weights`` (biases not penalized; ``w_i`` is the sample weight
+        times the class weight): its latest value, best value and value per epoch.
+        With mini-batches each batch uses its own ``sum_i w_i`` and an epoch's value
+        is the mean over its batches, weighted by their rows, at the weights before
+        each update, as in scikit-learn.
     validation_scores_, best_validation_score_, validation_loss_curve_ :
         Set with ``early_stopping=True``; None otherwise, and with ``lbfgs``, which
         ignores ``early_stopping`` as in scikit-learn.

@@ -1,7 +1,7 @@
 """Matplotlib helpers: activations and their derivatives, loss curves, diagnostics.
 
-Needs the ``plot`` extra (``pip install sknn_scratch[plot]``); matplotlib is imported
-when a function is called, never when this module is. Every function takes an optional
+Needs matplotlib (the ``plot`` extra: ``pip install -e ".[plot]"`` in a checkout),
+imported when a function is called, never when this module is. Every function takes an optional
 ``ax`` and returns the :class:`matplotlib.figure.Figure` it drew on.
 """
 
@@ -18,8 +18,9 @@ def _pyplot():
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("Plotting needs matplotlib: pip install "
-                          "'sknn_scratch[plot]'.") from exc
+        raise ImportError("Plotting needs matplotlib: pip install matplotlib, or "
+                          "pip install -e '.[plot]' in a checkout of "
+                          "sknn_scratch.") from exc
     return plt
 
 
