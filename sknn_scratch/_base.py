@@ -191,7 +191,7 @@ class BaseMLPScratch(BaseEstimator):
             raise
         finally:
             for name in ("_updating", "_stale_optimizer", "_best_params", "_last_finite",
-                         "_epoch_start"):
+                         "_last_finite_epochs", "_epoch_start"):
                 self.__dict__.pop(name, None)  # the training loop's, whatever happened
             network.release()
         return self
@@ -426,6 +426,9 @@ class BaseMLPScratch(BaseEstimator):
         diverged = False
         # only early stopping goes back to the best epoch: no copy otherwise
         self._best_params = self._last_finite = self._epoch_start = grad = None
+        # epochs of the model's loss curve before the weights in _last_finite (0: the
+        # weights its first epoch started from), for the divergence warning's wording
+        self._last_finite_epochs = len(self.loss_curve_)
         try:
             with team if team is not None else contextlib.nullcontext():
                 # copies made once a team has moved the optimizer's moments to shared
@@ -434,7 +437,10 @@ class BaseMLPScratch(BaseEstimator):
                     self._best_params = self._params.copy()
                 # partial_fit carries the latest weights of finite loss to its next call
                 kept = getattr(self, "_kept_finite", None) if incremental else None
-                self._last_finite = self._params.copy() if kept is None else kept
+                if kept is None:
+                    self._last_finite = self._params.copy()
+                else:
+                    self._last_finite, self._last_finite_epochs = kept
                 # a team trains a shared copy of the weights: the epoch's start stays
                 self._epoch_start = self._params.copy() if team is None else None
                 grad = np.empty_like(self._params) if team is None else None
@@ -487,8 +493,10 @@ class BaseMLPScratch(BaseEstimator):
         self._network.release()  # the batch buffers
         if self._best_params is not None:
             self._params[...] = self._best_params
-        self._kept_finite = self._last_finite if incremental else None
-        del self._best_params, self._last_finite, self._epoch_start
+        self._kept_finite = ((self._last_finite, self._last_finite_epochs) if incremental
+                             else None)
+        del self._best_params, self._last_finite, self._last_finite_epochs
+        del self._epoch_start
 
     def _process_team(self, gather):
         """The processes sharing this fit's mini-batches (``n_jobs``), or None."""
@@ -542,6 +550,7 @@ class BaseMLPScratch(BaseEstimator):
             loss, rows = team.run_epoch(self._random_state if shuffled else None)
             if math.isfinite(loss):  # as _diverged keeps the epoch's start
                 np.copyto(self._last_finite, params)
+                self._last_finite_epochs = len(self.loss_curve_)
             team.fetch_params()
             self._updating, self._stale_optimizer = True, False
             return loss, rows
@@ -579,6 +588,7 @@ class BaseMLPScratch(BaseEstimator):
             if self._epoch_start is not None:
                 self._last_finite, self._epoch_start = (self._epoch_start,
                                                         self._last_finite)
+                self._last_finite_epochs = len(self.loss_curve_) - 1
             if np.isfinite(self._params).all() and _finite_state(self._optimizer):
                 return False
         self._restore_last_finite(val)
@@ -603,9 +613,9 @@ class BaseMLPScratch(BaseEstimator):
         self._optimizer = None  # its moments hold the non-finite values
         if not any(math.isfinite(loss) for loss in self.loss_curve_):
             raise ValueError(_NONFINITE_MSG)
-        # diverged in the model's first epoch: the weights it started from
+        # the weights the model's first epoch started from, whichever epoch diverged
         kept = ("The initial weights, the last with a finite loss, were kept: the model "
-                "is untrained." if len(self.loss_curve_) == 1 else
+                "is untrained." if self._last_finite_epochs == 0 else
                 "The last weights with a finite loss were kept.")
         warnings.warn(
             f"Training diverged at epoch {epoch or self.n_iter_}: the loss, the weights "

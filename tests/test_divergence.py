@@ -291,3 +291,27 @@ def test_best_loss_counts_the_finite_epoch_after_which_training_diverged():
         est.fit(X * 1e305, Y_CLS)
     assert len(est.loss_curve_) == 1 and np.isfinite(est.loss_curve_[0])
     assert est.best_loss_ == est.loss_ == est.loss_curve_[0]
+
+
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_divergence_in_epoch_2_back_to_the_initial_weights_says_untrained(n_jobs):
+    """Epoch 1's loss is finite (at the initial weights), epoch 2's is not: the latest
+    weights known finite are epoch 1's start, the initial weights, and the warning says
+    the model is untrained although it diverged in its second epoch."""
+    rng = np.random.RandomState(0)
+    Xb = rng.randn(300, 10) * 1e3
+    yb = Xb @ rng.randn(10) * 1e6
+    params = dict(hidden_layer_sizes=(50,), solver="sgd", learning_rate_init=1.0,
+                  max_iter=50, random_state=0, n_jobs=n_jobs)
+    with pytest.warns(ConvergenceWarning, match="diverged at epoch 2: .* The initial "
+                      "weights, the last with a finite loss, were kept: the model is "
+                      "untrained."):
+        est = MLPScratchRegressor(**params).fit(Xb, yb)
+    assert np.isfinite(est.loss_curve_[0]) and not np.isfinite(est.loss_curve_[1])
+    # steps far below the weights' last place: the initial weights, drawn the same
+    still = MLPScratchRegressor(**dict(params, learning_rate_init=1e-300, max_iter=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        still.fit(Xb, yb)
+    for kept, initial in zip(est.coefs_, still.coefs_):
+        np.testing.assert_array_equal(kept, initial)
