@@ -664,12 +664,24 @@ class BaseMLPScratch(BaseEstimator):
     def _validation_split(self, X, Y, sw, y_orig):
         n = X.shape[0]
         stratify = self._stratify_labels(y_orig)
-        n_groups = 0 if stratify is None else len(np.unique(stratify))
+        n_groups, counts = 0, None
+        if stratify is not None:
+            groups, counts = np.unique(stratify, return_counts=True)
+            n_groups = len(groups)
         n_val = max(2, n_groups, math.ceil(self.validation_fraction * n))
         arrays = [X, Y, y_orig] + ([] if sw is None else [sw])
         try:
             if n - n_val < max(1, n_groups):
                 raise ValueError("not enough rows left for training")
+            if counts is not None and counts.min() < 2:  # one row: not on both sides
+                label = groups[counts.argmin()]
+                label = label.tolist() if isinstance(label, np.generic) else label
+                warnings.warn(
+                    f"early_stopping=True: class {label!r} has a single row, too few "
+                    "to stratify the validation split; it is drawn without "
+                    "stratification, as scikit-learn's MLPClassifier draws it for a "
+                    "multi-class target.", UserWarning)
+                stratify = None
             parts = train_test_split(*arrays, test_size=n_val, stratify=stratify,
                                      random_state=self._random_state)
         except ValueError as exc:

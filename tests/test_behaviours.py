@@ -612,6 +612,24 @@ def test_early_stopping_validation_split_size(validation_spy, n, n_classes, frac
     np.testing.assert_allclose(counts, expected * np.bincount(y) / n, atol=1)
 
 
+def test_early_stopping_with_a_single_row_class_splits_without_stratifying(
+        validation_spy):
+    """A class of one row cannot be on both sides of a stratified split: the split is
+    drawn unstratified, with a warning, where scikit-learn's MLPClassifier trains too
+    (it stratifies binary targets only); its size is unchanged."""
+    X, y = make_classification(200, 6, n_informative=4, n_classes=3, random_state=0)
+    keep = np.r_[np.flatnonzero(y != 2), np.flatnonzero(y == 2)[:1]]
+    X, y = X[keep], y[keep]
+    clf = MLPScratchClassifier(hidden_layer_sizes=(4,), early_stopping=True,
+                               max_iter=2, random_state=0)
+    with pytest.warns(UserWarning, match="class 2 has a single row, too few to "
+                      "stratify the validation split"):
+        clf.fit(X, y)
+    X_val, y_val = validation_spy[0]
+    assert len(y_val) == max(3, math.ceil(0.1 * len(y))) == X_val.shape[0]
+    assert len(clf.validation_scores_) == clf.n_iter_ == 2
+
+
 def test_early_stopping_on_too_little_data_raises():
     X, y = make_classification(6, 4, n_informative=3, n_redundant=0, n_classes=3,
                                n_clusters_per_class=1,
