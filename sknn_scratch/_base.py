@@ -223,7 +223,7 @@ class BaseMLPScratch(BaseEstimator):
                 raise InvalidParameterError(
                     f"activation={act!r} can only be an output activation.")
             if not _builtin(act):
-                _check_custom_derivative(act)
+                _check_custom_derivative("activation", act)
         return resolved
 
     def _resolve_inits(self, activations):
@@ -866,7 +866,10 @@ def _take_rows(A, idx, out):
 def _initial_weights(init, fan_in, fan_out, rng, dtype):
     """``init(fan_in, fan_out, rng)``, checked: weights of that shape, real and finite
     in the network's ``dtype``."""
-    W = init(fan_in, fan_out, rng)
+    try:
+        W = init(fan_in, fan_out, rng)
+    except ValueError as exc:  # a parameter of the initializer, say: name the estimator's
+        raise InvalidParameterError(f"Invalid init={init!r}: {exc}") from exc
     weights, shape = np.asarray(W), (fan_in, fan_out)
     if weights.shape != shape or weights.dtype.kind not in "biuf":
         problem = (f"a {type(W).__name__}" if weights.dtype == object else
@@ -894,13 +897,13 @@ def _resolve(param, getter, spec):
         raise InvalidParameterError(f"Invalid {param}={spec!r}: {exc}") from None
 
 
-def _check_custom_derivative(act, tol=1e-4):
+def _check_custom_derivative(param, act, tol=1e-4):
     err = _act.check_derivative(act)
     if not err <= tol:
         raise InvalidParameterError(
-            f"The derivative of {act!r} disagrees with central finite differences of "
-            f"its forward (worst relative error {err:.3g} > {tol:g}). Check that "
-            f"derivative(z) returns dg/dz elementwise."
+            f"Invalid {param}={act!r}: its derivative disagrees with central finite "
+            f"differences of its forward (worst relative error {err:.3g} > {tol:g}). "
+            f"Check that derivative(z) returns dg/dz elementwise."
         )
 
 

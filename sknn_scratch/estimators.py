@@ -414,7 +414,7 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
                     f"output_activation={spec!r} is for classification; use "
                     "MLPScratchClassifier.")
             if not _builtin(act):
-                _check_custom_derivative(act)
+                _check_custom_derivative("output_activation", act)
         return act, LOSSES[self.loss]()
 
     def _check_continuation(self, X, Y):

@@ -133,13 +133,20 @@ class VarianceScaling(Initializer):
         self.mode = mode
         self.distribution = distribution
 
+    _MODES, _DISTRIBUTIONS = ("fan_avg", "fan_in", "fan_out"), ("normal", "uniform")
+
+    def _check_params(self):
+        super()._check_params()
+        for name, allowed in (("mode", self._MODES),
+                              ("distribution", self._DISTRIBUTIONS)):
+            value = getattr(self, name)
+            if not (isinstance(value, str) and value in allowed):
+                raise ValueError(f"the {name} of {type(self).__name__} must be one of "
+                                 f"{list(allowed)}, got {value!r}.")
+
     def __call__(self, fan_in, fan_out, random_state):
+        self._check_params()
         fans = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}
-        if self.mode not in fans or self.distribution not in ("uniform", "normal"):
-            raise ValueError(
-                f"{self!r}: mode must be one of {sorted(fans)} and distribution one of "
-                f"['normal', 'uniform']."
-            )
         variance = self.scale / fans[self.mode]
         if self.distribution == "uniform":
             limit = np.sqrt(3.0 * variance)

@@ -249,7 +249,8 @@ def test_wrong_custom_derivative_is_caught_at_fit(iris):
             return 1.0 - np.tanh(z)
 
     X, y = iris
-    with pytest.raises(InvalidParameterError, match="derivative"):
+    with pytest.raises(InvalidParameterError,
+                       match=r"Invalid activation=WrongTanh\(\): its derivative"):
         MLPScratchClassifier(activation=WrongTanh(), max_iter=2).fit(X, y)
 
 

@@ -92,7 +92,8 @@ def test_a_custom_output_activation_is_checked_like_a_hidden_one():
         def derivative(self, z):
             return np.ones_like(z)
 
-    with pytest.raises(ValueError, match="derivative of WrongTanh"):
+    with pytest.raises(ValueError,
+                       match=r"Invalid output_activation=WrongTanh\(\): its derivative"):
         MLPScratchRegressor(output_activation=WrongTanh(), **SMALL).fit(X, Y_REG)
 
 

@@ -351,6 +351,12 @@ BAD_SPECS = [
     ("init", VarianceScaling(scale=-1.0), re.escape(
         "the scale of VarianceScaling must be a finite real number >= 0.0, got -1.0")),
     ("init", RandomNormal(std="wide"), "the std of RandomNormal must be a finite real"),
+    # checked at fit too, not at the first draw (which named no parameter)
+    ("init", VarianceScaling(mode="fan_mean"),
+     r"Invalid init=VarianceScaling\(.*mode='fan_mean'.*\): the mode of VarianceScaling "
+     r"must be one of \['fan_avg', 'fan_in', 'fan_out'\], got 'fan_mean'\.$"),
+    ("init", [VarianceScaling(distribution="Normal"), "zeros"],
+     "the distribution of VarianceScaling must be one of \\['normal', 'uniform'\\]"),
     ("init", ["zeros", RandomUniform(limit=np.inf)], "the limit of RandomUniform must"),
 ]
 
@@ -404,6 +410,16 @@ def test_an_initializer_returning_the_wrong_weights_is_named(what, problem):
                                          rf"{problem} for a layer of 3 inputs and 4 "
                                          r"units: .* = \(3, 4\)"):
         MLPScratchRegressor(init=_Returns(what), **SMALL).fit(X, Y_REG)
+
+
+def test_a_value_error_raised_by_an_initializer_names_init():
+    class Picky(Initializer):
+        def __call__(self, fan_in, fan_out, random_state):
+            raise ValueError(f"no layers of {fan_in} inputs")
+
+    with pytest.raises(InvalidParameterError,
+                       match=r"^Invalid init=Picky\(\): no layers of 3 inputs$"):
+        MLPScratchRegressor(init=Picky(), **SMALL).fit(X, Y_REG)
 
 
 def test_initial_weights_beyond_float32_are_named_for_float32_input():
