@@ -747,3 +747,33 @@ def test_a_class_missing_from_the_first_partial_fit_batch_is_learned():
         batch = order[(k * 100) % 1700:(k * 100) % 1700 + 100]
         clf.partial_fit(X[batch], y[batch])
     assert clf.score(X, y) > 0.88
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_sparse_input_is_never_densified(fmt, solver):
+    """1,000 x 50,000 with 1,000 stored values: a dense copy of X would take 400 MB
+    (traced, as numpy reports its allocations to tracemalloc), the weights 0.8 MB per
+    copy (L-BFGS-B keeps 20 and more). fit, partial_fit and the predictions stay far
+    below the dense size."""
+    import tracemalloc
+
+    rng = np.random.RandomState(0)
+    rows, cols = np.arange(1_000), rng.randint(0, 50_000, 1_000)
+    X = sp.coo_matrix((rng.randn(1_000), (rows, cols)), shape=(1_000, 50_000)).asformat(fmt)
+    y = np.arange(1_000) % 2
+    clf = MLPScratchClassifier(hidden_layer_sizes=(2,), solver=solver, max_iter=2,
+                               random_state=0)
+    tracemalloc.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, y)
+            if solver == "adam":
+                clf.partial_fit(X, y)
+        clf.predict_proba(X)
+        clf.score(X, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MB"

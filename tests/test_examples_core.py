@@ -82,3 +82,22 @@ def test_compare_activations_grid_is_ranked_by_cv(monkeypatch):
     curves = module["curves_per_activation"](search, cfg, X_train, y_train)
     assert len(curves) == len(cfg["activations"])
     assert all(len(c) == cfg["max_iter"] for c in curves.values())
+
+
+def test_runtime_needs_numpy_scipy_and_scikit_learn_only():
+    """The declared runtime dependencies, and no optional extra imported by the package
+    (matplotlib and dask only when a function needs them)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~;\[ ]", dep, maxsplit=1)[0].lower()
+             for dep in project["dependencies"]}
+    assert names == {"numpy", "scipy", "scikit-learn"}
+    assert {"plot", "distributed", "test"} <= set(project["optional-dependencies"])
+    code = ("import sys, sknn_scratch, sknn_scratch.activations, sknn_scratch.initializers, "
+            "sknn_scratch.diagnostics, sknn_scratch.plotting, sknn_scratch.parallel; "
+            "print(sorted(m for m in ('matplotlib', 'dask', 'distributed') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=str(ROOT))
+    assert out.stdout.strip() == "[]"

@@ -6,6 +6,7 @@ problems J is scikit-learn's objective). Weights are copied from a fitted scikit
 model into a briefly fitted one of ours (assigned weights are honoured, SPEC 4.1).
 """
 
+import inspect
 import tracemalloc
 import warnings
 
@@ -279,3 +280,36 @@ def test_targets_are_encoded_as_scikit_learns_label_binarizer(y):
     if len(partial.classes_) > 1:
         np.testing.assert_array_equal(est._encode_targets(y, None, partial),
                                       partial.transform(y).astype(bool))
+
+
+def _constraint_key(c):
+    """A constraint of scikit-learn's parameter validation, comparable across objects
+    (a StrOptions' str lists its set in hash order)."""
+    if hasattr(c, "options"):
+        return type(c).__name__, frozenset(c.options)
+    if hasattr(c, "closed"):
+        return type(c).__name__, c.type, c.left, c.right, c.closed
+    return str(c)
+
+
+@pytest.mark.parametrize("ours, theirs", [(MLPScratchClassifier, MLPClassifier),
+                                          (MLPScratchRegressor, MLPRegressor)])
+def test_every_scikit_learn_parameter_with_its_default_position_and_constraints(ours,
+                                                                              theirs):
+    """A drop-in: each of scikit-learn's parameters under the same name, with the same
+    default, positional or keyword-only alike, validated alike (``activation`` takes
+    more here: objects, lists and more names)."""
+    mine, sk = ours().get_params(), theirs().get_params()
+    extra = {"output_activation", "init", "n_jobs"} | (
+        {"class_weight"} if ours is MLPScratchClassifier else set())
+    assert set(mine) == set(sk) | extra
+    for name, default in sk.items():
+        assert type(mine[name]) is type(default) and mine[name] == default, name
+    positional = [
+        [p.name for p in inspect.signature(cls).parameters.values()
+         if p.kind is p.POSITIONAL_OR_KEYWORD] for cls in (ours, theirs)]
+    assert positional[0] == positional[1]
+    for name, constraints in theirs._parameter_constraints.items():
+        if name != "activation":
+            assert ([_constraint_key(c) for c in ours._parameter_constraints[name]]
+                    == [_constraint_key(c) for c in constraints]), name
