@@ -20,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (Interval, InvalidParameterError, Options,
                                             StrOptions)
+from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import activations as _act
@@ -748,11 +749,8 @@ class BaseMLPScratch(BaseEstimator):
                 f"lbfgs diverged: the loss became {bad_loss}. The input is likely "
                 "not scaled (try StandardScaler). The last weights with a finite loss "
                 "were kept.", ConvergenceWarning)
-        elif result.status != 0:
-            warnings.warn(
-                f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
-                f"(status={result.status}): {result.message}. Increase max_iter or "
-                "max_fun, or scale the data.", ConvergenceWarning)
+        else:  # scikit-learn's own warning, in its words, when it did not converge
+            _check_optimize_result("lbfgs", result, self.max_iter)
 
     # ------------------------------------------------------------------ prediction
     def _forward(self, X):

@@ -193,7 +193,7 @@ def test_optimizer_settings_take_the_same_steps(kind, name):
 @pytest.mark.parametrize("stop", [dict(tol=1e-2), dict(max_fun=7), dict(max_iter=4)])
 def test_lbfgs_stops_where_scikit_learn_does(stop):
     """From the same weights (a warm start), the same iterations, loss and weights,
-    whichever rule stops it."""
+    whichever rule stops it, and the same ConvergenceWarning when one is due."""
     X, y, _ = _problem("multiclass")
     theirs, ours = _pair("multiclass", "tanh", X.shape[0])
     for est in (theirs, ours):
@@ -202,11 +202,16 @@ def test_lbfgs_stops_where_scikit_learn_does(stop):
             warnings.simplefilter("ignore", ConvergenceWarning)
             est.fit(X, y)
     _load(ours, (theirs.coefs_, theirs.intercepts_))  # copies
+    said = []
     for est in (theirs, ours):
         est.set_params(**{"tol": 1e-4, "max_fun": 15000, "max_iter": 200, **stop})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
             est.fit(X, y)
+        said.append([str(w.message) for w in caught
+                     if issubclass(w.category, ConvergenceWarning)])
+    assert said[0] == said[1]
+    assert len(said[0]) == (0 if "tol" in stop else 1)
     assert ours.n_iter_ == theirs.n_iter_
     assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-8)
     for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
