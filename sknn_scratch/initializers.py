@@ -1,7 +1,9 @@
 """Weight initializers.
 
 An :class:`Initializer` is called as ``init(fan_in, fan_out, random_state)`` and
-returns the ``(fan_in, fan_out)`` weight matrix of one layer. The variance-scaling
+returns the ``(fan_in, fan_out)`` weight matrix of one layer. The estimators pass a
+``numpy.random.RandomState``; the built-ins also take an int or None, as scikit-learn's
+``random_state`` parameters do. The variance-scaling
 family (Glorot, He, LeCun) is one general :class:`VarianceScaling` with thin presets::
 
     >>> import numpy as np
@@ -13,6 +15,7 @@ family (Glorot, He, LeCun) is one general :class:`VarianceScaling` with thin pre
 """
 
 import numpy as np
+from sklearn.utils import check_random_state
 
 from ._params import ParamsMixin, Registry
 
@@ -81,6 +84,7 @@ class RandomNormal(Initializer):
         self.std = std
 
     def __call__(self, fan_in, fan_out, random_state):
+        random_state = check_random_state(random_state)  # an int or None too
         return random_state.standard_normal((fan_in, fan_out)) * self.std
 
 
@@ -102,6 +106,7 @@ class RandomUniform(Initializer):
         self.limit = limit
 
     def __call__(self, fan_in, fan_out, random_state):
+        random_state = check_random_state(random_state)
         return random_state.uniform(-self.limit, self.limit, (fan_in, fan_out))
 
 
@@ -146,6 +151,7 @@ class VarianceScaling(Initializer):
 
     def __call__(self, fan_in, fan_out, random_state):
         self._check_params()
+        random_state = check_random_state(random_state)
         fans = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}
         variance = self.scale / fans[self.mode]
         if self.distribution == "uniform":

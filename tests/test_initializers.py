@@ -212,3 +212,11 @@ def test_every_public_name_of_a_module_exists(module):
     namespace = {}
     exec(f"from sknn_scratch.{module} import *", namespace)  # the star import works
     assert set(mod.__all__) <= set(namespace)
+
+
+@pytest.mark.parametrize("name", ["zeros", "normal", "uniform", "glorot_uniform",
+                                  "he_normal", "lecun_uniform"])
+def test_builtins_called_directly_take_an_int_seed_as_scikit_learn_does(name):
+    init = inits.get(name)
+    np.testing.assert_array_equal(init(3, 4, 7), init(3, 4, np.random.RandomState(7)))
+    assert init(3, 4, None).shape == (3, 4)
