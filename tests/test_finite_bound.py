@@ -9,6 +9,7 @@ import math
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -206,3 +207,33 @@ def test_large_fits_are_shown_finite_in_float32_too(monkeypatch):
                                   random_state=0).fit(X, y)
     assert est.coefs_[0].dtype == np.float32
     assert calls == []
+
+
+def test_abs_max_is_the_largest_magnitude_of_either_sign():
+    assert abs_max(np.array([-3.0, 1.0])) == 3.0
+    assert abs_max(np.array([[-1e3], [1e-3]])) == 1e3
+    assert abs_max(sp.csr_matrix(np.array([[0.0, -5.0], [2.0, 0.0]]))) == 5.0
+
+
+def test_the_bound_counts_negative_weights_and_inputs():
+    """exp output, inputs all -1, a weight of -1e3: z = 1e3 overflows exp. A bound
+    that took max(W) for max|W| (and max(X) for max|X|) called it finite."""
+    net = Network([3, 1], [activations.get("exp")], LOSSES["poisson"](), np.float64)
+    flat = net.pack([np.array([[-1e3], [1e-3], [1e-3]])], [np.zeros(1)])
+    X, Y = -np.ones((4, 3)), np.ones((4, 1))
+    with np.errstate(all="ignore"):
+        assert not math.isfinite(net.data_value(flat, X, Y))
+    assert not net.surely_finite(flat, abs_max(X), abs_max(Y), 4)
+
+
+def test_the_bound_counts_the_fan_in():
+    """4,000 inputs of 1 times weights of 1e16: z = 4e19, squared 1.6e39, beyond
+    float32; each product alone (1e16, squared 1e32) is not."""
+    n = 4000
+    net = Network([n, 1], [activations.get("identity")], LOSSES["squared_error"](),
+                  np.float32)
+    flat = net.pack([np.full((n, 1), 1e16, np.float32)], [np.zeros(1, np.float32)])
+    X, Y = np.ones((1, n), np.float32), np.zeros((1, 1), np.float32)
+    with np.errstate(all="ignore"):
+        assert not math.isfinite(net.data_value(flat, X, Y))
+    assert not net.surely_finite(flat, abs_max(X), abs_max(Y), 1)
