@@ -777,3 +777,21 @@ def test_sparse_input_is_never_densified(fmt, solver):
     finally:
         tracemalloc.stop()
     assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MB"
+
+
+def test_a_flat_loss_is_no_worse_than_the_best_and_trains_on():
+    """scikit-learn's rule counts an epoch against the fit only when its loss exceeds
+    best_loss_ - tol: with tol=0 a loss equal to the best is no worse. init="zeros" and
+    alpha=0 start at the best constant model, which the gradient does not leave (the
+    output bias at the target mean, identical units in the hidden layer), so every
+    epoch's loss is the same and the fit runs to max_iter. (SGD: Adam divides the
+    gradient's rounding errors by their own size and takes full steps.)"""
+    X, y = make_classification(n_samples=100, n_features=4, random_state=0)
+    clf = MLPScratchClassifier(hidden_layer_sizes=(5,), init="zeros", alpha=0.0,
+                               tol=0.0, solver="sgd", n_iter_no_change=3, max_iter=20,
+                               random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    assert len(set(clf.loss_curve_)) == 1
+    assert clf.n_iter_ == 20

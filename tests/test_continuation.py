@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
 
 from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
@@ -388,3 +389,56 @@ def test_a_divergence_warning_turned_error_keeps_the_last_finite_lbfgs_weights(
     loss = est._network.loss_grad(est._params, X, Y_REG[:, None], None, est.alpha, grad)
     assert loss == pytest.approx(est.loss_, rel=1e-12)
     assert np.isfinite(est.predict(X)).all()
+
+
+def _stop_epoch(values, best, tol, patience, better):
+    """scikit-learn's stopping rule replayed on the values of a fit's epochs: the
+    1-based epoch at which it stops (None: it never does), from the record ``best``
+    and a count of 0. ``better(value, best, tol)``: an improvement."""
+    count = 0
+    for epoch, value in enumerate(values, 1):
+        count = 0 if better(value, best, tol) else count + 1
+        best = value if better(value, best, 0.0) else best
+        if count > patience:
+            return epoch
+    return None
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["turned off", "turned on"])
+def test_a_warm_start_that_switches_early_stopping_starts_its_count_afresh(first):
+    """Turned off, the rule goes on from the best loss so far; turned on, from no
+    validation record; in both, from a count of 0, not the count that stopped the fit
+    before (which stopped the next fit after its first epoch)."""
+    X2, y2 = make_classification(n_samples=200, n_features=5, random_state=1)
+    params = dict(hidden_layer_sizes=(6,), n_iter_no_change=3, max_iter=300,
+                  random_state=0, warm_start=True)
+    est = _quiet(MLPScratchClassifier(early_stopping=first, tol=1e-3, **params).fit,
+                 X2, y2)
+    assert est.n_iter_ < 300 and est._no_improvement_count > 3  # stopped by its rule
+    before = list(est.loss_curve_)
+    # steps too small to improve by tol, even on the first epoch (whose loss is at the
+    # weights the last fit kept): the count alone decides when it stops
+    est.set_params(early_stopping=not first, learning_rate_init=1e-6, tol=1e-2)
+    _quiet(est.fit, X2, y2)
+    if first:  # now on the training loss, from the best of every epoch so far
+        values = est.loss_curve_[len(before):]
+        expected = _stop_epoch(values, min(before), 1e-2, 3,
+                               lambda v, best, tol: v <= best - tol)
+        assert est.best_loss_ == min(est.loss_curve_)
+    else:  # now on the validation score, from none
+        values = est.validation_scores_
+        expected = _stop_epoch(values, -np.inf, 1e-2, 3,
+                               lambda v, best, tol: v >= best + tol)
+    assert est.n_iter_ == expected == len(values) == (4 if first else 5)
+
+
+def test_lbfgs_best_loss_is_the_least_of_the_curve_across_warm_starts():
+    """A warm start that raises alpha raises the loss: best_loss_ stays the least value
+    of loss_curve_, the earlier fit's included, not the new fit's last."""
+    X2, y2 = make_classification(n_samples=200, n_features=5, random_state=1)
+    est = _quiet(MLPScratchClassifier(hidden_layer_sizes=(6,), solver="lbfgs",
+                                      alpha=0.0, max_iter=100, random_state=0).fit,
+                 X2, y2)
+    est.set_params(warm_start=True, alpha=50.0)
+    _quiet(est.fit, X2, y2)
+    assert est.best_loss_ == min(est.loss_curve_) < est.loss_

@@ -318,3 +318,65 @@ def test_every_scikit_learn_parameter_with_its_default_position_and_constraints(
         if name != "activation":
             assert ([_constraint_key(c) for c in ours._parameter_constraints[name]]
                     == [_constraint_key(c) for c in constraints]), name
+
+
+STOPPING = {
+    "sgd": ("multiclass", dict(solver="sgd", tol=1e-3, n_iter_no_change=3,
+                               learning_rate_init=0.05)),
+    # a loss that rises again before it stops: the best loss is not the last one
+    "sgd_noisy": ("multiclass", dict(solver="sgd", tol=0.0, n_iter_no_change=2,
+                                     learning_rate_init=1.5)),
+    "adam": ("multiclass", dict(solver="adam", tol=1e-3, n_iter_no_change=2,
+                                learning_rate_init=0.01)),
+    "sgd_adaptive": ("multiclass", dict(solver="sgd", learning_rate="adaptive",
+                                        tol=1e-3, n_iter_no_change=2,
+                                        learning_rate_init=0.05)),
+    "early_stopping": ("binary", dict(solver="adam", early_stopping=True, tol=1e-3,
+                                      n_iter_no_change=3, learning_rate_init=0.01)),
+    # accuracy ties: an equal score is an improvement at tol=0, not a new best
+    "early_stopping_tol0": ("binary", dict(solver="adam", early_stopping=True, tol=0.0,
+                                           n_iter_no_change=3,
+                                           learning_rate_init=0.01)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STOPPING))
+def test_stopping_rules_stop_where_scikit_learns_do(case):
+    """One epoch each, then scikit-learn's weights and records (loss curve, best loss,
+    validation scores) in ours and a warm start of both to the end: the same epochs,
+    losses and scores, and the same final weights, with early stopping those of the
+    best validation epoch."""
+    kind, params = STOPPING[case]
+    X, y = make_classification(n_samples=200, n_features=5, n_informative=3,
+                               n_classes=2 if kind == "binary" else 3,
+                               random_state=1 if kind == "binary" else 0)
+    X = StandardScaler().fit_transform(X)
+    common = dict(hidden_layer_sizes=(6,), activation="tanh", random_state=0,
+                  max_iter=1, shuffle=False, **params)
+    theirs, ours = MLPClassifier(**common), MLPScratchClassifier(**common)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for est in (theirs, ours):
+            est.fit(X, y)
+        _load(ours, (theirs.coefs_, theirs.intercepts_))
+        ours.loss_curve_ = list(theirs.loss_curve_)
+        ours.best_loss_ = theirs.best_loss_
+        if params.get("early_stopping"):
+            ours.validation_scores_ = list(theirs.validation_scores_)
+            ours.best_validation_score_ = theirs.best_validation_score_
+        assert ours._no_improvement_count == theirs._no_improvement_count == 0
+        for est in (theirs, ours):
+            est.set_params(warm_start=True, max_iter=400).fit(X, y)
+    assert 10 < ours.n_iter_ == theirs.n_iter_ < 400
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-8)
+    if params.get("early_stopping"):
+        assert ours.validation_scores_ == theirs.validation_scores_
+        assert ours.best_validation_score_ == theirs.best_validation_score_
+        assert ours.best_loss_ is theirs.best_loss_ is None
+    else:
+        assert ours.best_loss_ == pytest.approx(theirs.best_loss_, rel=1e-8)
+        assert ours.best_loss_ == min(ours.loss_curve_)
+        if case == "sgd_noisy":
+            assert ours.best_loss_ < ours.loss_curve_[-1]
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)

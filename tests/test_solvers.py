@@ -90,6 +90,22 @@ def test_adaptive_divides_the_rate_by_five_then_stops():
     assert opt.learning_rate <= 1e-6
 
 
+@pytest.mark.parametrize("rate", [1e-3, 5e-6, 1e-6, 1e-7])
+def test_adaptive_stops_at_the_rate_scikit_learns_stops_at(rate):
+    """Each stall: divide by 5, or stop once the rate is at most 1e-6, as scikit-learn's
+    SGDOptimizer (a rate of exactly 1e-6 stops)."""
+    ours = SGD(N, np.float64, rate, "adaptive")
+    ref = SGDOptimizer([np.zeros(N)], rate, "adaptive")
+    for _ in range(10):
+        stop = ours.trigger_stopping("stalled.", False)
+        assert stop == ref.trigger_stopping("stalled.", False)
+        assert ours.learning_rate == ref.learning_rate
+        if stop:
+            break
+    else:
+        pytest.fail("never stopped")
+
+
 def test_updates_equal_scikit_learn_optimizers_step_by_step():
     rng = np.random.RandomState(3)
     start = rng.standard_normal(N)

@@ -468,10 +468,13 @@ def test_a_batch_size_beyond_the_rows_warns_in_scikit_learns_words(Est, y):
 
     theirs = MLPClassifier if Est is MLPScratchClassifier else MLPRegressor
     messages = []
-    for est in (theirs(hidden_layer_sizes=(3,), max_iter=1, batch_size=10**6),
-                Est(**{**SMALL, "batch_size": 10**6})):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            est.fit(X, y)
-        messages.append([str(w.message) for w in caught if w.category is UserWarning])
+    for batch_size in (10**6, len(X)):  # beyond the rows: clipped; all of them: no
+        for est in (theirs(hidden_layer_sizes=(3,), max_iter=1, batch_size=batch_size),
+                    Est(**{**SMALL, "batch_size": batch_size})):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                est.fit(X, y)
+            messages.append([str(w.message) for w in caught
+                             if w.category is UserWarning])
     assert messages[0] and messages[1] == messages[0]
+    assert messages[2] == messages[3] == []
