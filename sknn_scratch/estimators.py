@@ -34,8 +34,9 @@ _PARAMS_DOC = """hidden_layer_sizes : int or array-like of int, default=(100,)
         "auto" picks sigmoid for binary and multi-label targets, softmax for
         multi-class, ReLU for regression targets all >= 0, identity for others, exp
         for ``loss="poisson"``. A name or an Activation overrides it for regression;
-        a classifier accepts only the output "auto" would pick. The output bias starts at the inverse link of the weighted target mean (the
-        README's "Output activation" has the details).
+        a classifier accepts only the output "auto" would pick. The output bias
+        starts at the inverse link of the weighted target mean (the README's "Output
+        activation" has the details).
     init : "auto", str, Initializer or list of them, default="auto"
         Weight initialization, of the weights into each layer: "auto" is He uniform
         into a ReLU-family layer and Glorot uniform into any other, the output layer

@@ -3,8 +3,8 @@
 An :class:`Initializer` is called as ``init(fan_in, fan_out, random_state)`` and
 returns the ``(fan_in, fan_out)`` weight matrix of one layer. The estimators pass a
 ``numpy.random.RandomState``; the built-ins also take an int or None, as scikit-learn's
-``random_state`` parameters do. The variance-scaling
-family (Glorot, He, LeCun) is one general :class:`VarianceScaling` with thin presets::
+``random_state`` parameters do. The variance-scaling family (Glorot, He, LeCun) is one
+general :class:`VarianceScaling` with thin presets::
 
     >>> import numpy as np
     >>> from sknn_scratch.initializers import get
@@ -132,13 +132,12 @@ class VarianceScaling(Initializer):
     """
 
     _real_params = {"scale": 0.0}
+    _MODES, _DISTRIBUTIONS = ("fan_avg", "fan_in", "fan_out"), ("normal", "uniform")
 
     def __init__(self, scale=1.0, mode="fan_in", distribution="normal"):
         self.scale = scale
         self.mode = mode
         self.distribution = distribution
-
-    _MODES, _DISTRIBUTIONS = ("fan_avg", "fan_in", "fan_out"), ("normal", "uniform")
 
     def _check_params(self):
         super()._check_params()

@@ -1,8 +1,8 @@
 """Matplotlib helpers: activations and their derivatives, loss curves, diagnostics.
 
 Needs matplotlib (the ``plot`` extra: ``pip install -e ".[plot]"`` in a checkout),
-imported when a function is called, never when this module is. Every function takes an optional
-``ax`` and returns the :class:`matplotlib.figure.Figure` it drew on.
+imported when a function is called, never when this module is. Every function takes an
+optional ``ax`` and returns the :class:`matplotlib.figure.Figure` it drew on.
 """
 
 import numpy as np
