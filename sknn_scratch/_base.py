@@ -230,16 +230,19 @@ class BaseMLPScratch(BaseEstimator):
     def _resolve_inits(self, activations):
         n_layers = len(activations)
         spec = self.init
+        # "auto": He uniform into a ReLU-family layer, Glorot uniform into any other
+        auto = [_init.HeUniform() if act.relu_family else _init.GlorotUniform()
+                for act in activations[:-1]] + [_init.GlorotUniform()]
         if isinstance(spec, (list, tuple)):
             if len(spec) != n_layers:
                 raise InvalidParameterError(
                     f"init has {len(spec)} entries but the network has {n_layers} "
                     f"layers (hidden layers and output): give one per layer."
                 )
-            return [_resolve("init", _init.get, s) for s in spec]
-        if spec == "auto":
-            return [_init.HeUniform() if act.relu_family else _init.GlorotUniform()
-                    for act in activations[:-1]] + [_init.GlorotUniform()]
+            return [auto[i] if _is_auto(s) else _resolve("init", _init.get, s)
+                    for i, s in enumerate(spec)]
+        if _is_auto(spec):
+            return auto
         return [_resolve("init", _init.get, spec)] * n_layers
 
     def _resolve_configuration(self, X, Y, sw):
@@ -664,6 +667,11 @@ class BaseMLPScratch(BaseEstimator):
 
     def _validation_split(self, X, Y, sw, y_orig):
         n = X.shape[0]
+        if not self.validation_fraction > 0:  # scikit-learn's split refuses it too
+            raise ValueError(
+                "early_stopping=True holds out validation_fraction of the rows to score "
+                f"each epoch: it must be above 0, got {self.validation_fraction}. Use "
+                "early_stopping=False to train without a validation split.")
         stratify = self._stratify_labels(y_orig)
         n_groups, counts = 0, None
         if stratify is not None:

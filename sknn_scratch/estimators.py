@@ -18,6 +18,7 @@ from ._base import (
     BaseMLPScratch, _builtin, _check_custom_derivative, _is_auto, _resolve,
 )
 from .losses import LOSSES
+from .network import abs_max
 
 _ENCODE_ROWS = 1 << 12  # labels encoded at a time
 
@@ -40,7 +41,7 @@ _PARAMS_DOC = """hidden_layer_sizes : int or array-like of int, default=(100,)
     init : "auto", str, Initializer or list of them, default="auto"
         Weight initialization, of the weights into each layer: "auto" is He uniform
         into a ReLU-family layer and Glorot uniform into any other, the output layer
-        included. A list gives one per layer, output included.
+        included. A list gives one per layer, output included ("auto" entries too).
     solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter,
     shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
     early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change,
@@ -394,8 +395,16 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
         return sw
 
     def _encode_targets(self, y, X):
-        """Targets as a float matrix, one column per output."""
-        return np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
+        """Targets as a float matrix, one column per output, in the dtype X trains in:
+        a value beyond its range (finite float64 targets for float32 X) is refused."""
+        with np.errstate(over="ignore"):
+            Y = np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
+        if Y.dtype != np.asarray(y).dtype and not abs_max(Y) < np.inf:
+            raise ValueError(
+                f"y has values beyond the range of {Y.dtype.name}, the dtype of X that "
+                f"the model trains in (largest |y|: {abs_max(np.asarray(y)):.3g}). "
+                "Pass X as float64, or scale y.")
+        return Y
 
     def _output_activation_and_loss(self, Y):
         spec = self.output_activation

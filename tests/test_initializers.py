@@ -220,3 +220,16 @@ def test_builtins_called_directly_take_an_int_seed_as_scikit_learn_does(name):
     init = inits.get(name)
     np.testing.assert_array_equal(init(3, 4, 7), init(3, 4, np.random.RandomState(7)))
     assert init(3, 4, None).shape == (3, 4)
+
+
+def test_auto_entries_of_an_init_list_pick_as_auto_does_for_their_layer():
+    X, y = make_regression(40, 3, random_state=0)
+    params = dict(hidden_layer_sizes=(4, 5), activation=["relu", "tanh"], max_iter=2,
+                  random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mixed = MLPScratchRegressor(init=["auto", "auto", "normal"], **params).fit(X, y)
+        named = MLPScratchRegressor(init=["he_uniform", "glorot_uniform", "normal"],
+                                    **params).fit(X, y)
+    for a, b in zip(mixed.coefs_, named.coefs_):
+        np.testing.assert_array_equal(a, b)

@@ -478,3 +478,28 @@ def test_a_batch_size_beyond_the_rows_warns_in_scikit_learns_words(Est, y):
                              if w.category is UserWarning])
     assert messages[0] and messages[1] == messages[0]
     assert messages[2] == messages[3] == []
+
+
+def test_float64_targets_beyond_float32_are_refused_for_float32_x():
+    """float32 X trains in float32: a finite float64 target beyond its range used to
+    become inf, warn in numpy and fail as "Solver produced non-finite weights"."""
+    X32 = X.astype(np.float32)
+    est = MLPScratchRegressor(**SMALL)
+    for y_big in (Y_REG * 1e150, np.full(len(X), 1e39)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match="y has values beyond the range of "
+                               "float32, the dtype of X"):
+                est.fit(X32, y_big)
+            with pytest.raises(ValueError, match="beyond the range of float32"):
+                est.partial_fit(X32, y_big)
+    assert not hasattr(est, "coefs_")
+    est.fit(X32, Y_REG * 1e3)  # within float32: trains
+    assert est.coefs_[0].dtype == np.float32
+
+
+def test_early_stopping_with_no_validation_fraction_is_refused():
+    """scikit-learn's split refuses test_size=0.0; ours used to hold out 2 rows."""
+    with pytest.raises(ValueError, match="it must be above 0, got 0.0"):
+        MLPScratchClassifier(early_stopping=True, validation_fraction=0.0,
+                             **SMALL).fit(X, Y_CLS)
