@@ -617,10 +617,18 @@ class BaseMLPScratch(BaseEstimator):
         self._optimizer = None  # its moments hold the non-finite values
         if not any(math.isfinite(loss) for loss in self.loss_curve_):
             raise ValueError(_NONFINITE_MSG)
+        if val is not None:  # early stopping goes back to its best epoch instead
+            fresh = len(self.loss_curve_) == self.n_iter_  # no epoch before this fit
+            kept = ("The weights of the best validation epoch were kept."
+                    if self.best_validation_score_ > -np.inf else
+                    "The weights this fit started from were kept"
+                    + (": the model is untrained." if fresh else "."))
         # the weights the model's first epoch started from, whichever epoch diverged
-        kept = ("The initial weights, the last with a finite loss, were kept: the model "
-                "is untrained." if self._last_finite_epochs == 0 else
-                "The last weights with a finite loss were kept.")
+        elif self._last_finite_epochs == 0:
+            kept = ("The initial weights, the last with a finite loss, were kept: the "
+                    "model is untrained.")
+        else:
+            kept = "The last weights with a finite loss were kept."
         warnings.warn(
             f"Training diverged at epoch {epoch or self.n_iter_}: the loss, the weights "
             "or the optimizer state became non-finite. The learning rate "
@@ -683,13 +691,15 @@ class BaseMLPScratch(BaseEstimator):
             if n - n_val < max(1, n_groups):
                 raise ValueError("not enough rows left for training")
             if counts is not None and counts.min() < 2:  # one row: not on both sides
-                label = groups[counts.argmin()]
-                label = label.tolist() if isinstance(label, np.generic) else label
+                single = [g.tolist() if isinstance(g, np.generic) else g
+                          for g in groups[counts < 2]]
+                which = ("class {} has" if len(single) == 1 else "classes {} have").format(
+                    ", ".join(map(repr, single)))
                 warnings.warn(
-                    f"early_stopping=True: class {label!r} has a single row, too few "
-                    "to stratify the validation split; it is drawn without "
-                    "stratification, as scikit-learn's MLPClassifier draws it for a "
-                    "multi-class target.", UserWarning)
+                    f"early_stopping=True: {which} a single row, too few to stratify "
+                    "the validation split; it is drawn without stratification, as "
+                    "scikit-learn's MLPClassifier draws a multi-class target's (it "
+                    "refuses a binary one).", UserWarning)
                 stratify = None
             parts = train_test_split(*arrays, test_size=n_val, stratify=stratify,
                                      random_state=self._random_state)

@@ -385,7 +385,7 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
                              reset=first_pass)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        Y = self._encode_targets(y, X)
+        Y = self._encode_targets(y, X, fitted=not first_pass)
         return X, Y, self._row_weights(y, sample_weight, X), y
 
     def _row_weights(self, y, sample_weight, X, incremental=False):
@@ -394,16 +394,21 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
         _check_weight_sum(sw)
         return sw
 
-    def _encode_targets(self, y, X):
-        """Targets as a float matrix, one column per output, in the dtype X trains in:
-        a value beyond its range (finite float64 targets for float32 X) is refused."""
+    def _encode_targets(self, y, X, fitted=True):
+        """Targets as a float matrix, one column per output, in the dtype X trains in
+        (the fitted weights' when ``fitted``): a value beyond its range (finite float64
+        targets for float32) is refused."""
         with np.errstate(over="ignore"):
             Y = np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
         if Y.dtype != np.asarray(y).dtype and not abs_max(Y) < np.inf:
+            where, advice = (
+                ("the dtype of this model's weights",
+                 "Refit it from float64 X (warm_start=False), or scale y.") if fitted else
+                ("the dtype of X, which the model trains in",
+                 "Pass X as float64, or scale y."))
             raise ValueError(
-                f"y has values beyond the range of {Y.dtype.name}, the dtype of X that "
-                f"the model trains in (largest |y|: {abs_max(np.asarray(y)):.3g}). "
-                "Pass X as float64, or scale y.")
+                f"y has values beyond the range of {Y.dtype.name}, {where} (largest "
+                f"|y|: {abs_max(np.asarray(y)):.3g}). {advice}")
         return Y
 
     def _output_activation_and_loss(self, Y):

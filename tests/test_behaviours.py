@@ -629,6 +629,13 @@ def test_early_stopping_with_a_single_row_class_splits_without_stratifying(
     X_val, y_val = validation_spy[0]
     assert len(y_val) == max(3, math.ceil(0.1 * len(y))) == X_val.shape[0]
     assert len(clf.validation_scores_) == clf.n_iter_ == 2
+    # every such class named; a binary target too (which scikit-learn refuses)
+    rows = np.arange(len(y))
+    with pytest.warns(UserWarning, match="classes 5, 6 have a single row"):
+        clf.fit(X, np.where(rows == 0, 5, np.where(rows == 1, 6, 7)))
+    with pytest.warns(UserWarning, match="class 5 has a single row"):
+        clf.fit(X, np.where(rows == 0, 5, 7))
+    assert list(clf.classes_) == [5, 7]
 
 
 def test_early_stopping_on_too_little_data_raises():

@@ -315,3 +315,33 @@ def test_divergence_in_epoch_2_back_to_the_initial_weights_says_untrained(n_jobs
         still.fit(Xb, yb)
     for kept, initial in zip(est.coefs_, still.coefs_):
         np.testing.assert_array_equal(kept, initial)
+
+
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_divergence_with_early_stopping_names_the_best_validation_epoch(n_jobs):
+    """Early stopping goes back to its best validation epoch, not to the latest weights
+    of finite loss: epoch 1 scored, epoch 2 diverged, the model keeps epoch 1's
+    weights and the warning says so (it used to call them the initial weights)."""
+    rng = np.random.RandomState(0)
+    Xb = rng.randn(300, 10) * 1e3
+    yb = Xb @ rng.randn(10) * 1e6
+    params = dict(hidden_layer_sizes=(50,), solver="sgd", learning_rate_init=0.01,
+                  random_state=0, early_stopping=True, n_jobs=n_jobs)
+    with pytest.warns(ConvergenceWarning, match="diverged at epoch 2: .* The weights "
+                      "of the best validation epoch were kept.$"):
+        est = MLPScratchRegressor(max_iter=50, **params).fit(Xb, yb)
+    assert np.isfinite(est.validation_scores_[0]) and est.validation_scores_[1] == -np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = MLPScratchRegressor(max_iter=1, **params).fit(Xb, yb)
+    for kept, first in zip(est.coefs_, one.coefs_):
+        np.testing.assert_array_equal(kept, first)
+
+
+def test_divergence_with_early_stopping_and_no_scored_epoch_says_untrained():
+    est = MLPScratchClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0,
+                               early_stopping=True)
+    with pytest.warns(ConvergenceWarning, match="diverged at epoch 1: .* The weights "
+                      "this fit started from were kept: the model is untrained.$"):
+        est.fit(X * 1e305, Y_CLS)
+    assert est.validation_scores_ == [-np.inf]

@@ -4,6 +4,7 @@ Each family is one parametrized test; the expected message names the parameter o
 problem, so a test passes only for the right error, not for any ValueError.
 """
 
+import pickle
 import re
 import warnings
 
@@ -489,13 +490,20 @@ def test_float64_targets_beyond_float32_are_refused_for_float32_x():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             with pytest.raises(ValueError, match="y has values beyond the range of "
-                               "float32, the dtype of X"):
+                               "float32, the dtype of X, which the model trains in"):
                 est.fit(X32, y_big)
             with pytest.raises(ValueError, match="beyond the range of float32"):
                 est.partial_fit(X32, y_big)
     assert not hasattr(est, "coefs_")
-    est.fit(X32, Y_REG * 1e3)  # within float32: trains
+    est.set_params(warm_start=True).fit(X32, Y_REG * 1e3)  # within float32: trains
     assert est.coefs_[0].dtype == np.float32
+    before = pickle.dumps(est)
+    # continued, float64 X trains in the fitted float32 weights: the advice says so
+    for method in ("fit", "partial_fit"):
+        with pytest.raises(ValueError, match=r"float32, the dtype of this model's "
+                           r"weights .* Refit it from float64 X \(warm_start=False\)"):
+            getattr(est, method)(X, Y_REG * 1e150)
+    assert pickle.dumps(est) == before
 
 
 def test_early_stopping_with_no_validation_fraction_is_refused():
