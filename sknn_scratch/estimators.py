@@ -398,9 +398,13 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
         """Targets as a float matrix, one column per output, in the dtype X trains in
         (the fitted weights' when ``fitted``): a value beyond its range (finite float64
         targets for float32) is refused."""
+        y = np.asarray(y)
         with np.errstate(over="ignore"):
             Y = np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
-        if Y.dtype != np.asarray(y).dtype and not abs_max(Y) < np.inf:
+        # only a narrower float can overflow (any integer fits in float32): no pass
+        # over the targets otherwise
+        narrowed = y.dtype.kind == "f" and y.dtype.itemsize > Y.dtype.itemsize
+        if narrowed and not abs_max(Y) < np.inf:
             where, advice = (
                 ("the dtype of this model's weights",
                  "Refit it from float64 X (warm_start=False), or scale y.") if fitted else
@@ -408,7 +412,7 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
                  "Pass X as float64, or scale y."))
             raise ValueError(
                 f"y has values beyond the range of {Y.dtype.name}, {where} (largest "
-                f"|y|: {abs_max(np.asarray(y)):.3g}). {advice}")
+                f"|y|: {abs_max(y):.3g}). {advice}")
         return Y
 
     def _output_activation_and_loss(self, Y):
