@@ -7,6 +7,7 @@ weights) is picked up by the next ``predict``, ``partial_fit`` or warm-started `
 """
 
 import contextlib
+import copy
 import math
 import os
 import warnings
@@ -40,6 +41,8 @@ _NONFINITE_MSG = (
     "Solver produced non-finite parameter weights. The input data may contain large "
     "values and need to be preprocessed."
 )
+# the lists of a fit's records, which its epochs extend in place
+_RECORDS = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
 
 
 def _builtin(obj):
@@ -169,7 +172,9 @@ class BaseMLPScratch(BaseEstimator):
             self.__dict__.clear()
             self.__dict__.update(saved)
             raise
-        self._updating = False  # set once training updates the model in place
+        # a continued fit trains the model's own weights in place (and partial_fit its
+        # optimizer): their copies, so that a failure takes none of it
+        undo = None if first_pass else self._undo_point(incremental)
         try:
             # overflow while diverging is detected after each epoch and reported as a
             # ConvergenceWarning or ValueError naming the cause, not as numpy noise
@@ -179,23 +184,41 @@ class BaseMLPScratch(BaseEstimator):
                 else:
                     self._fit_stochastic(*data, incremental)
         except BaseException:
-            # a fit that fails leaves the model it would have replaced (or none), and so
-            # does a continued one that has not updated it yet; one that has keeps what
-            # it trained, with the network it trained with
-            restored = first_pass or not self._updating
-            stale = self.__dict__.get("_stale_optimizer", False)
-            if restored:
-                self.__dict__.clear()
-                self.__dict__.update(saved)
-            if stale and not (restored and (first_pass or not incremental)):
-                self._optimizer = None  # a team's moments took steps the weights did not
+            # a fit that fails leaves the model it would have replaced (or none), a
+            # continued one the model as it was (a Ctrl-C during the epochs is no
+            # failure: it keeps what was trained, see _fit_stochastic)
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            if undo is not None:
+                self._undo(undo)
             raise
         finally:
-            for name in ("_updating", "_stale_optimizer", "_best_params", "_last_finite",
+            for name in ("_stale_optimizer", "_best_params", "_last_finite",
                          "_last_finite_epochs", "_epoch_start"):
                 self.__dict__.pop(name, None)  # the training loop's, whatever happened
             network.release()
         return self
+
+    def _undo_point(self, incremental):
+        """What a continued fit changes in place, as it is now."""
+        kept = getattr(self, "_kept_finite", None) if incremental else None
+        return (self._params, self._params.copy(),
+                # partial_fit steps the model's optimizer; a warm fit makes its own
+                copy.deepcopy(self._optimizer) if incremental else None,
+                None if kept is None else (kept[0].copy(), kept[1]),
+                {name: len(getattr(self, name) or ()) for name in _RECORDS})
+
+    def _undo(self, undo):
+        """Put back what ``_undo_point`` copied, once the attributes are restored."""
+        params, start, optimizer, kept, lengths = undo
+        params[...] = start  # the array trained, which need not be the one restored
+        if optimizer is not None:
+            self._optimizer = optimizer
+        if kept is not None:
+            self._kept_finite = kept
+        for name, length in lengths.items():  # the lists grow in place
+            if getattr(self, name) is not None:
+                del getattr(self, name)[length:]
 
     # ---------------------------------------------------------------- configuration
     def _hidden_sizes(self):
@@ -217,8 +240,7 @@ class BaseMLPScratch(BaseEstimator):
                 f"activation has {len(specs)} entries but hidden_layer_sizes has "
                 f"{n_hidden} layers: give one activation per hidden layer."
             )
-        resolved = [clone(_resolve("activation", _act.get, s), safe=False)
-                    for s in specs]
+        resolved = [_resolve("activation", _act.get, s) for s in specs]
         for act in resolved:
             if act.output_only:
                 raise InvalidParameterError(
@@ -556,13 +578,13 @@ class BaseMLPScratch(BaseEstimator):
                 np.copyto(self._last_finite, params)
                 self._last_finite_epochs = len(self.loss_curve_)
             team.fetch_params()
-            self._updating, self._stale_optimizer = True, False
+            self._stale_optimizer = False
             return loss, rows
         if shuffled:
             self._random_state.shuffle(order)  # = order[permutation(n)], same draws
         else:
             order = None
-        total, rows, first, stepping = 0.0, 0, not self._updating, False
+        total, rows, stepping = 0.0, 0, False
         try:
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
@@ -572,8 +594,6 @@ class BaseMLPScratch(BaseEstimator):
                 total += (net.loss_grad(params, Xb, Yb, swb, self.alpha, grad)
                           * (stop - start))
                 rows += stop - start
-                if first:  # the model changes from here on: a failure keeps it
-                    self._updating, first = True, False
                 stepping = True
                 opt.step(params, grad)
                 stepping = False
@@ -756,12 +776,11 @@ class BaseMLPScratch(BaseEstimator):
         if diverged:
             result.x, result.fun = last_finite
         params[...] = result.x
-        self._updating = True
+        # t_ stays: it counts the rows of the stochastic solvers' steps, the clock of
+        # their learning rate schedules (scikit-learn's lbfgs leaves it too)
         self.n_iter_ = min(int(result.nit), self.max_iter)
-        self.t_ += X.shape[0] * self.n_iter_
         self.loss_ = float(result.fun)
         self.best_loss_ = min([self.loss_, *self.loss_curve_])
-        # warned once the model is whole: a warning turned into an error keeps it
         if diverged:
             warnings.warn(
                 f"lbfgs diverged: the loss became {bad_loss}. The input is likely "
@@ -907,10 +926,13 @@ def _is_auto(spec):
 
 
 def _resolve(param, getter, spec):
+    """The object ``spec`` names, or a copy of the one it is: the fitted network never
+    shares an object with the parameters, which the user may change after the fit."""
     try:
-        return getter(spec)
+        obj = getter(spec)
     except ValueError as exc:
         raise InvalidParameterError(f"Invalid {param}={spec!r}: {exc}") from None
+    return clone(obj, safe=False) if obj is spec else obj
 
 
 def _check_custom_derivative(param, act, tol=1e-4):

@@ -802,3 +802,18 @@ def test_a_flat_loss_is_no_worse_than_the_best_and_trains_on():
         clf.fit(X, y)
     assert len(set(clf.loss_curve_)) == 1
     assert clf.n_iter_ == 20
+
+
+@pytest.mark.parametrize("param", ["activation", "output_activation"])
+def test_a_fitted_model_shares_no_activation_object_with_its_parameters(param):
+    """Changing the object passed (or set_params on it, or on another estimator that
+    was given the same object) after the fit leaves the fitted model's predictions."""
+    X, y = make_regression(n_samples=60, n_features=4, random_state=0)
+    act = LeakyReLU(0.1)
+    est = MLPScratchRegressor(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0,
+                              **{param: act}).fit(X, y - 200)
+    pred = est.predict(X)
+    act.negative_slope = 0.9
+    np.testing.assert_array_equal(est.predict(X), pred)
+    est.set_params(**{f"{param}__negative_slope": 0.5})
+    np.testing.assert_array_equal(est.predict(X), pred)

@@ -280,18 +280,62 @@ def test_a_continued_fit_that_fails_before_updating_keeps_the_old_network(monkey
     assert not {"_best_params", "_last_finite", "_epoch_start"} & set(vars(est))
 
 
-def test_a_continued_fit_that_fails_after_updating_keeps_what_it_trained(monkeypatch):
-    """Its weights were trained with the new activation: they keep it."""
-    est = _quiet(MLPScratchRegressor(warm_start=True, **SMALL).fit, X, Y_REG)
-    coefs = est.coefs_[0].copy()
-    _fail_in_epoch(monkeypatch, 2)
+def _trained_twice(**params):
+    """A model fitted, then continued by partial_fit: its optimizer has moments."""
+    est = MLPScratchRegressor(warm_start=True, **dict(SMALL, batch_size=8), **params)
+    _quiet(est.fit, X, Y_REG)
+    _quiet(est.partial_fit, X, Y_REG)
+    return est
+
+
+@pytest.mark.parametrize("n_jobs", [None, 2])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_a_continued_fit_that_fails_while_training_leaves_the_model_as_it_was(
+        method, solver, n_jobs, monkeypatch):
+    """Weights, optimizer, counters and records as before the call, however far it
+    trained: the next call trains as if the failed one had never come."""
+    est = _trained_twice(solver=solver, n_jobs=n_jobs)
+    twin = _trained_twice(solver=solver, n_jobs=n_jobs)
+    before, pred = _snapshot(est), est.predict(X)
+    # the third of an epoch's 5 mini-batches (of the second epoch for fit): steps taken
+    name = "loss_grad" if n_jobs is None else "data_grad"
+    _fail_at_call(monkeypatch, _base.Network, name, 8 if method == "fit" else 3,
+                  RuntimeError("boom"))
     with pytest.raises(RuntimeError, match="boom"):
-        est.set_params(activation="tanh", early_stopping=True).fit(X, Y_REG)
-    assert est.activations_[0].name == "tanh" and not np.array_equal(coefs, est.coefs_[0])
-    hidden = np.tanh(X @ est.coefs_[0] + est.intercepts_[0])
-    np.testing.assert_allclose(est.predict(X),
-                               (hidden @ est.coefs_[1] + est.intercepts_[1]).ravel())
+        getattr(est.set_params(activation="tanh"), method)(X, Y_REG)
+    monkeypatch.undo()
+    assert _snapshot(est) == before and est.activations_[0].name == "relu"
+    np.testing.assert_array_equal(est.predict(X), pred)
     assert not {"_best_params", "_last_finite", "_epoch_start"} & set(vars(est))
+    est.set_params(activation="relu")
+    for model in (est, twin):
+        _quiet(model.partial_fit, X, Y_REG)
+    for a, b in zip(est.coefs_ + est.intercepts_, twin.coefs_ + twin.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert est.loss_curve_ == twin.loss_curve_ and est.t_ == twin.t_
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_a_convergence_warning_turned_into_an_error_leaves_the_model_as_it_was(solver):
+    """Under -W error a fit that ends unconverged fails, and changes nothing: neither
+    the last epoch's weights instead of the best validation epoch's, nor the lbfgs
+    weights without the counters that go with them."""
+    est = _quiet(MLPScratchClassifier(warm_start=True, solver=solver, early_stopping=True,
+                                      **SMALL).fit, X, Y_CLS)
+    before, proba = _snapshot(est), est.predict_proba(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning, match="(?i)maximum iterations|iteration"):
+            est.fit(X, Y_CLS)
+    assert _snapshot(est) == before
+    np.testing.assert_array_equal(est.predict_proba(X), proba)
+    fresh = MLPScratchClassifier(solver=solver, **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ConvergenceWarning):
+            fresh.fit(X, Y_CLS)
+    assert not hasattr(fresh, "coefs_")
 
 
 def test_an_interrupt_with_early_stopping_keeps_its_records_in_step(monkeypatch):
@@ -344,11 +388,13 @@ def test_a_continued_lbfgs_fit_that_fails_leaves_the_model_as_it_was(failure,
     np.testing.assert_array_equal(est.predict(X), pred)
 
 
-def test_a_failure_inside_the_first_step_keeps_the_model_and_drops_the_optimizer(
+def test_a_failure_inside_a_step_leaves_the_model_and_its_optimizer_as_they_were(
         monkeypatch):
     """The step changes the moments, then the weights: one that fails half-way leaves
-    an optimizer out of step with the weights, which the next call must not reuse."""
+    the moments out of step with the weights, and the call puts both back."""
     est = MLPScratchRegressor(**SMALL).partial_fit(X, Y_REG)
+    twin = MLPScratchRegressor(**SMALL).partial_fit(X, Y_REG)
+    before = _snapshot(est)
     update = _base.Adam.update
 
     def half_way(self, params, grad, m, v, *scalars):
@@ -358,22 +404,25 @@ def test_a_failure_inside_the_first_step_keeps_the_model_and_drops_the_optimizer
     monkeypatch.setattr(_base.Adam, "update", half_way)
     with pytest.raises(FloatingPointError):
         est.partial_fit(X, Y_REG)
-    assert est._optimizer is None
+    assert _snapshot(est) == before
     monkeypatch.setattr(_base.Adam, "update", update)
-    est.partial_fit(X, Y_REG)
-    assert np.isfinite(est.predict(X)).all()
+    for model in (est, twin):
+        model.partial_fit(X, Y_REG)
+    np.testing.assert_array_equal(est.predict(X), twin.predict(X))
 
 
-def test_a_divergence_warning_turned_error_keeps_the_last_finite_lbfgs_weights(
+def test_a_divergence_warning_turned_error_leaves_the_lbfgs_model_as_it_was(
         monkeypatch):
+    """The search wrote its last finite iterate into the weights before it warned: the
+    failed call takes it back, with the loss curve it extended."""
     est = _quiet(MLPScratchRegressor(solver="lbfgs", warm_start=True, **SMALL).fit,
                  X, Y_REG)
-    loss_grad, calls, points = _base.Network.loss_grad, [], []
+    before, pred = _snapshot(est), est.predict(X)
+    loss_grad, calls = _base.Network.loss_grad, []
 
     def diverging(self, params, *args):
         calls.append(1)
         value = loss_grad(self, params, *args)
-        points.append((params.copy(), value))
         return np.inf if len(calls) >= 4 else value
 
     monkeypatch.setattr(_base.Network, "loss_grad", diverging)
@@ -382,13 +431,8 @@ def test_a_divergence_warning_turned_error_keeps_the_last_finite_lbfgs_weights(
         with pytest.raises(ConvergenceWarning, match="lbfgs diverged"):
             est.set_params(max_iter=10).fit(X, Y_REG)
     monkeypatch.undo()
-    # the model is whole: the latest finite iterate, its loss, its iteration count
-    assert est.n_iter_ == len(est.loss_curve_) - 4 and est.t_ == len(X) * (4 + est.n_iter_)
-    assert est.loss_ == est.loss_curve_[-2] == est.best_loss_
-    grad = np.empty_like(est._params)
-    loss = est._network.loss_grad(est._params, X, Y_REG[:, None], None, est.alpha, grad)
-    assert loss == pytest.approx(est.loss_, rel=1e-12)
-    assert np.isfinite(est.predict(X)).all()
+    assert _snapshot(est) == before
+    np.testing.assert_array_equal(est.predict(X), pred)
 
 
 def _stop_epoch(values, best, tol, patience, better):

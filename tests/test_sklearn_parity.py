@@ -213,6 +213,8 @@ def test_lbfgs_stops_where_scikit_learn_does(stop):
     assert said[0] == said[1]
     assert len(said[0]) == (0 if "tol" in stop else 1)
     assert ours.n_iter_ == theirs.n_iter_
+    # lbfgs leaves the clock of the learning rate schedules (t_) where it was
+    assert ours.t_ == theirs.t_ == 0
     assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-8)
     for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
