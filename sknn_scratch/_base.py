@@ -246,7 +246,7 @@ class BaseMLPScratch(BaseEstimator):
                 raise InvalidParameterError(
                     f"activation={act!r} can only be an output activation.")
             if not _builtin(act):
-                _check_custom_derivative("activation", act)
+                _check_custom_activation("activation", act)
         return resolved
 
     def _resolve_inits(self, activations):
@@ -408,6 +408,11 @@ class BaseMLPScratch(BaseEstimator):
         net = self._network
         units = net.layer_units
         expected = [(i, o) for i, o in zip(units[:-1], units[1:])]
+        for name in ("coefs_", "intercepts_"):
+            if not isinstance(getattr(self, name), (list, tuple)):
+                raise ValueError(
+                    f"{name} must be a list of arrays, one per layer, as fit leaves it; "
+                    f"got {type(getattr(self, name)).__name__}.")
         got = [np.shape(c) for c in self.coefs_]
         got_b = [np.shape(b) for b in self.intercepts_]
         if got != expected or got_b != [(o,) for o in units[1:]]:
@@ -933,6 +938,36 @@ def _resolve(param, getter, spec):
     except ValueError as exc:
         raise InvalidParameterError(f"Invalid {param}={spec!r}: {exc}") from None
     return clone(obj, safe=False) if obj is spec else obj
+
+
+# where a user's activation is tried at fit: a 2-d batch away from the kinks at 0
+_PROBE = np.linspace(-2.5, 2.5, 12).reshape(3, 4)
+
+
+def _check_custom_activation(param, act, tol=1e-4):
+    """A user's activation: ``forward`` and ``derivative`` return finite real arrays of
+    ``z``'s shape, and the derivative agrees with central differences of ``forward``.
+    Training would otherwise fail far from the cause (a broadcast, a non-finite loss)
+    or, for a scalar, broadcast it silently."""
+    for method in ("forward", "derivative"):
+        z = _PROBE.copy()
+        try:
+            out = getattr(act, method)(z)
+        except Exception as exc:
+            raise InvalidParameterError(
+                f"Invalid {param}={act!r}: its {method}(z) raised {type(exc).__name__}: "
+                f"{exc}") from exc
+        problem = (f"returned a {type(out).__name__}" if not isinstance(out, np.ndarray)
+                   else f"returned shape {out.shape}" if out.shape != z.shape
+                   else f"returned dtype {out.dtype}" if out.dtype.kind not in "fiu"
+                   else "returned non-finite values" if not np.isfinite(out).all()
+                   else None)
+        if problem is not None:
+            raise InvalidParameterError(
+                f"Invalid {param}={act!r}: its {method}(z) {problem} for z of shape "
+                f"{z.shape} in [-2.5, 2.5]; it must return a finite real array of z's "
+                "shape, computed elementwise.")
+    _check_custom_derivative(param, act, tol)
 
 
 def _check_custom_derivative(param, act, tol=1e-4):

@@ -41,6 +41,7 @@ import scipy.sparse as sp
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._base import BaseMLPScratch
 from ._processes import using_blas
 from .network import activate_
 
@@ -122,6 +123,9 @@ class Diagnosis:
 
 def _hidden_pass(estimator, X):
     """Validated ``X`` through the hidden layers: ``[(z, a, slope), ...]`` per layer."""
+    if not isinstance(estimator, BaseMLPScratch):
+        raise TypeError(f"The diagnostics take an MLPScratchClassifier or "
+                        f"MLPScratchRegressor, got {type(estimator).__name__}.")
     check_is_fitted(estimator)
     X = validate_data(estimator, X, accept_sparse=["csr", "csc"], reset=False,
                       dtype=(np.float64, np.float32))
@@ -208,8 +212,8 @@ def diagnose(estimator, X, y=None, sample_weight=None):
             saturated_fraction=float(np.mean(vanished.mean(axis=0)
                                              >= SATURATION_SHARE)),
             duplicate_fraction=_duplicate_fraction(np.vstack(incoming).T),
-            mean=float(a.mean()),
-            std=float(a.std()),
+            mean=_at_unit_scale(np.mean, a),
+            std=_at_unit_scale(np.std, a),
             mean_abs_derivative=float(deriv.mean()),
             grad_norm=grad_norms[i],
         ))
@@ -289,9 +293,21 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
                     getattr(estimator, "_slopes", None))
     grad = np.empty_like(flat)
     try:
-        with using_blas():
+        # the loss's value is not used: one that overflows is no concern of the gradient's
+        with using_blas(), np.errstate(over="ignore", invalid="ignore"):
             net.loss_grad(flat, X, Y, sw, estimator.alpha, grad)
     finally:
         net.release()  # the batch buffers are the training loop's business
     gcoefs = net.unpack(grad)[0]
-    return [float(np.linalg.norm(g)) for g in gcoefs[:-1]]
+    return [_at_unit_scale(np.linalg.norm, g) for g in gcoefs[:-1]]
+
+
+def _at_unit_scale(stat, a):
+    """``stat(a)`` for a statistic that scales with ``a`` (a mean, a standard deviation,
+    a norm), computed on ``a / max|a|``: values beyond the square root of the largest
+    float, finite themselves, give a finite result instead of overflowing its squares
+    or sums."""
+    scale = float(np.abs(a).max(initial=0))
+    if not 0 < scale < np.inf:  # all zero (or not finite: as it comes)
+        return float(stat(a))
+    return float(scale * stat(a / scale))

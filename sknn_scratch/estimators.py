@@ -15,7 +15,7 @@ from sklearn.utils.validation import _check_sample_weight, column_or_1d, validat
 
 from . import activations as _act
 from ._base import (
-    BaseMLPScratch, _builtin, _check_custom_derivative, _is_auto, _resolve,
+    BaseMLPScratch, _builtin, _check_custom_activation, _is_auto, _resolve,
 )
 from .losses import LOSSES
 from .network import abs_max
@@ -433,7 +433,7 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
                     f"output_activation={spec!r} is for classification; use "
                     "MLPScratchClassifier.")
             if not _builtin(act):
-                _check_custom_derivative("output_activation", act)
+                _check_custom_activation("output_activation", act)
         return act, LOSSES[self.loss]()
 
     def _check_continuation(self, X, Y):

@@ -254,6 +254,44 @@ def test_wrong_custom_derivative_is_caught_at_fit(iris):
         MLPScratchClassifier(activation=WrongTanh(), max_iter=2).fit(X, y)
 
 
+class _Broken(Activation):
+    """A tanh whose ``forward`` or ``derivative`` is replaced by ``how``."""
+
+    def __init__(self, method="forward", how="ravel"):
+        self.method, self.how = method, how
+
+    def forward(self, z):
+        return self._broken(np.tanh(z)) if self.method == "forward" else np.tanh(z)
+
+    def derivative(self, z):
+        d = 1 - np.tanh(z) ** 2
+        return self._broken(d) if self.method == "derivative" else d
+
+    def _broken(self, out):
+        return {"ravel": lambda: out.ravel(), "list": out.tolist, "none": lambda: None,
+                "scalar": lambda: 1.0, "string": lambda: np.full(out.shape, "x"),
+                "nan": lambda: out * np.nan, "raise": lambda: out + "a"}[self.how]()
+
+
+@pytest.mark.parametrize("param", ["activation", "output_activation"])
+@pytest.mark.parametrize("method", ["forward", "derivative"])
+@pytest.mark.parametrize("how, problem", [
+    ("ravel", r"returned shape \(12,\)"), ("list", "returned a list"),
+    ("none", "returned a NoneType"), ("scalar", "returned a float"),
+    ("string", "returned dtype <U1"), ("nan", "returned non-finite values"),
+    ("raise", "raised UFuncTypeError")])
+def test_a_custom_activation_that_breaks_its_contract_is_named_at_fit(
+        param, method, how, problem):
+    """Not a broadcast error deep in training, a derivative check that fails on a list,
+    a scalar broadcast silently, or a non-finite loss blamed on the input data."""
+    X, y = make_regression(n_samples=30, n_features=3, random_state=0)
+    act = _Broken(method, how)
+    est = MLPScratchRegressor(hidden_layer_sizes=(5,), max_iter=2, **{param: act})
+    with pytest.raises(InvalidParameterError,
+                       match=rf"Invalid {param}=_Broken\(.*\): its {method}\(z\) {problem}"):
+        est.fit(X, y)
+
+
 def test_correct_custom_activation_trains(iris):
     class Cube(Activation):
         def forward(self, z):
@@ -817,3 +855,15 @@ def test_a_fitted_model_shares_no_activation_object_with_its_parameters(param):
     np.testing.assert_array_equal(est.predict(X), pred)
     est.set_params(**{f"{param}__negative_slope": 0.5})
     np.testing.assert_array_equal(est.predict(X), pred)
+
+
+@pytest.mark.parametrize("name", ["coefs_", "intercepts_"])
+def test_weights_assigned_as_something_else_than_a_list_are_named(name, iris):
+    X, y = iris
+    est = MLPScratchClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    setattr(est, name, None)
+    with pytest.raises(ValueError, match=f"{name} must be a list of arrays"):
+        est.predict(X)

@@ -478,3 +478,34 @@ def test_module_docstring_example_runs():
 
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_statistics_of_huge_finite_values_are_finite_and_quiet():
+    """Activations near 1e160 and gradients near 1e300 are finite; so are their mean,
+    standard deviation and norm, which overflowed in their squares and sums (with a
+    RuntimeWarning) before they were taken at unit scale."""
+    X, y = make_regression(n_samples=60, n_features=4, random_state=0)
+    reg = _fit(MLPScratchRegressor(hidden_layer_sizes=(5,), solver="lbfgs",
+                                   output_activation="identity", random_state=0), X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        huge_y = diagnose(reg, X, y * 1e300)[0].grad_norm
+        huge_a = diagnose(reg, X * 1e160)[0]
+        plain = diagnose(reg, X, y)[0]
+    assert 1e299 < huge_y < np.inf
+    a = layer_outputs(reg, X * 1e160)[0]
+    assert huge_a.std == pytest.approx((a / 1e160).std() * 1e160, rel=1e-12)
+    assert huge_a.mean == pytest.approx((a / 1e160).mean() * 1e160, rel=1e-12)
+    a = layer_outputs(reg, X)[0]
+    assert plain.std == pytest.approx(a.std(), rel=1e-12)
+    assert plain.mean == pytest.approx(a.mean(), rel=1e-12)
+
+
+def test_diagnostics_name_an_estimator_that_is_not_ours(data):
+    from sklearn.neural_network import MLPClassifier
+    X, y = data
+    theirs = _fit(MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0), X, y)
+    for call in (diagnose, layer_outputs):
+        with pytest.raises(TypeError, match="take an MLPScratchClassifier or "
+                                            "MLPScratchRegressor, got MLPClassifier"):
+            call(theirs, X)
