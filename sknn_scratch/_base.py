@@ -145,6 +145,8 @@ class BaseMLPScratch(BaseEstimator):
                 config = None
                 self._check_continuation(X, Y)
                 network = self._continued_network(Y)
+                # the weights exist, but an invalid init is an error, not ignored
+                self._resolve_inits(network.activations)
             self._check_targets(Y, network.activations[-1], continued=config is None)
             if config is None:
                 self._sync_params()

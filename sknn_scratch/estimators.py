@@ -247,6 +247,9 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
             if incremental and classes is None:
                 raise ValueError("classes must be passed on the first call to "
                                  "partial_fit.")
+            if incremental and np.size(classes) == 0:
+                raise ValueError("classes is empty: the first call to partial_fit "
+                                 "must list every class of the data in `classes`.")
             # a multi-label indicator y names its labels by column, as scikit-learn has it
             multilabel = type_of_target(y).startswith("multilabel")
             from_classes = incremental and not multilabel

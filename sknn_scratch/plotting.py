@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import activations as _act
 from ._params import _equal
+from .diagnostics import Diagnosis
 
 __all__ = ["plot_activations", "plot_loss_curves", "plot_diagnostics"]
 
@@ -32,6 +33,9 @@ def _figure_and_axes(ax, n_panels, figsize):
                                        layout="constrained")
         return fig, list(axes[0])
     axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+    if not axes:
+        raise ValueError("ax is empty: give an Axes (or a pair), or None for a new "
+                         "figure.")
     return axes[0].figure, axes
 
 
@@ -72,6 +76,11 @@ def plot_activations(activations=None, z=None, *, ax=None, annotate=None):
     names = [act.name for act in acts]
     labels = [act.name if names.count(act.name) == 1 else repr(act) for act in acts]
     z = np.linspace(-5, 5, 1001) if z is None else np.asarray(z, dtype=float)
+    if z.ndim != 1 or len(z) < 2 or not np.isfinite(z).all():
+        raise ValueError(f"z must be a 1-d array of at least 2 finite points to draw "
+                         f"g(z) at, got shape {z.shape}"
+                         + ("" if np.isfinite(z).all() else " with non-finite values")
+                         + ".")
     fig, axes = _figure_and_axes(ax, 2, (11, 4.2))
     ax_g, ax_d = (axes * 2)[:2]
     annotate = len(acts) <= 3 if annotate is None else annotate
@@ -210,6 +219,9 @@ def plot_diagnostics(diagnosis, *, ax=None, title=None):
     -------
     matplotlib.figure.Figure
     """
+    if not isinstance(diagnosis, Diagnosis):
+        raise TypeError(f"plot_diagnostics draws a Diagnosis, what diagnose(estimator, "
+                        f"X) returns; got {type(diagnosis).__name__}.")
     fig, (ax,) = _figure_and_axes(ax, 1, (1.6 + 1.3 * len(diagnosis), 4.2))
     x = np.arange(len(diagnosis))
     kinds = [("dead", "dead_fraction", "tab:red"),

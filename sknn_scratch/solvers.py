@@ -79,7 +79,11 @@ class SGD(_Stochastic):
 
     def iteration_ends(self, time_step):
         if self.schedule == "invscaling":
-            self.learning_rate = self.learning_rate_init / (time_step + 1) ** self.power_t
+            try:
+                self.learning_rate = (self.learning_rate_init
+                                      / (time_step + 1) ** self.power_t)
+            except OverflowError:  # (t + 1) ** power_t beyond the floats: the limit
+                self.learning_rate = 0.0
 
     def trigger_stopping(self, msg, verbose):
         """True to stop; the adaptive schedule divides the rate by 5 instead."""

@@ -199,3 +199,19 @@ def test_plot_loss_curves_of_an_unfitted_estimator_says_not_fitted():
 
     with pytest.raises(NotFittedError):
         plot_loss_curves(MLPScratchClassifier())
+
+
+@pytest.mark.parametrize("z, problem", [
+    (np.zeros((3, 3)), r"shape \(3, 3\)"), ([], r"shape \(0,\)"), ([1.0], r"shape \(1,\)"),
+    ([-1.0, np.inf], r"shape \(2,\) with non-finite values")])
+def test_plot_activations_names_points_it_cannot_draw(z, problem):
+    with pytest.raises(ValueError, match=f"z must be a 1-d array of at least 2 finite "
+                                         f"points to draw g\\(z\\) at, got {problem}"):
+        plot_activations("relu", z=z)
+
+
+def test_the_plots_name_an_empty_ax_and_a_model_given_for_a_diagnosis(fitted):
+    with pytest.raises(ValueError, match="ax is empty"):
+        plot_activations("relu", ax=[])
+    with pytest.raises(TypeError, match="draws a Diagnosis, what diagnose"):
+        plot_diagnostics(fitted[0]["relu"])  # the model, not its diagnosis

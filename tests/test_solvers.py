@@ -140,3 +140,14 @@ def test_state_is_the_arrays_named_in_STATE():
         names = [getattr(opt, name) for name in opt.STATE]
         assert len(opt.state()) == len(names)
         assert all(a is b for a, b in zip(opt.state(), names))
+
+
+def test_invscaling_rate_beyond_the_floats_is_zero_not_an_overflow_error():
+    """(t + 1) ** power_t overflows a float for a large power_t: the rate it divides
+    is then 0, its limit, where the plain formula raised OverflowError after the
+    epoch had trained."""
+    sgd = SGD(4, np.float64, 0.1, "invscaling", 0.9, True, 200.0)
+    sgd.iteration_ends(300)
+    assert sgd.learning_rate == 0.0
+    sgd.iteration_ends(1)
+    assert sgd.learning_rate == 0.1 / 2 ** 200.0

@@ -511,3 +511,26 @@ def test_early_stopping_with_no_validation_fraction_is_refused():
     with pytest.raises(ValueError, match="it must be above 0, got 0.0"):
         MLPScratchClassifier(early_stopping=True, validation_fraction=0.0,
                              **SMALL).fit(X, Y_CLS)
+
+
+def test_an_empty_classes_is_named():
+    X = np.random.RandomState(0).randn(10, 2)
+    with pytest.raises(ValueError, match="classes is empty"):
+        MLPScratchClassifier().partial_fit(X, [0, 1] * 5, classes=[])
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_an_invalid_init_is_refused_by_a_continued_fit_too(method):
+    """The weights exist and init draws none, but a bad value is an error, not
+    ignored (set_params checks nothing)."""
+    X = np.random.RandomState(0).randn(20, 2)
+    y = [0, 1] * 10
+    est = MLPScratchClassifier(hidden_layer_sizes=(3,), warm_start=True, max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    coefs = [c.copy() for c in est.coefs_]
+    with pytest.raises(ValueError, match="Invalid init='foo'"):
+        getattr(est.set_params(init="foo"), method)(X, y)
+    for a, b in zip(est.coefs_, coefs):
+        np.testing.assert_array_equal(a, b)
