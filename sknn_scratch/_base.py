@@ -485,7 +485,8 @@ class BaseMLPScratch(BaseEstimator):
                 for _ in range(self.max_iter):
                     if team is None:
                         np.copyto(self._epoch_start, self._params)
-                    self.loss_, rows = self._run_epoch(gather, grad, team, order)
+                    loss, rows = self._run_epoch(gather, grad, team, order)
+                    self.loss_ = np.float64(loss)  # a numpy float, as scikit-learn's
                     self.n_iter_ += 1
                     self.t_ += rows  # the rows trained on: batches of weight 0 are not
                     self.loss_curve_.append(self.loss_)
@@ -760,7 +761,7 @@ class BaseMLPScratch(BaseEstimator):
         last_finite = []  # the latest iterate with a finite loss, as [x, loss]
 
         def on_iteration(x, loss):
-            self.loss_curve_.append(float(loss))
+            self.loss_curve_.append(np.float64(loss))
             if math.isfinite(loss) and np.isfinite(x).all():
                 last_finite[:] = [np.array(x), float(loss)]
             if self.verbose:
@@ -786,7 +787,7 @@ class BaseMLPScratch(BaseEstimator):
         # t_ stays: it counts the rows of the stochastic solvers' steps, the clock of
         # their learning rate schedules (scikit-learn's lbfgs leaves it too)
         self.n_iter_ = min(int(result.nit), self.max_iter)
-        self.loss_ = float(result.fun)
+        self.loss_ = np.float64(result.fun)
         self.best_loss_ = min([self.loss_, *self.loss_curve_])
         if diverged:
             warnings.warn(

@@ -382,3 +382,20 @@ def test_stopping_rules_stop_where_scikit_learns_do(case):
             assert ours.best_loss_ < ours.loss_curve_[-1]
     for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_the_loss_attributes_are_numpy_floats_as_scikit_learns(solver):
+    """loss_.round(3) and the like work as on scikit-learn's model."""
+    X, y, _ = _problem("multiclass")
+    kw = dict(hidden_layer_sizes=(4,), solver=solver, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = MLPClassifier(**kw).fit(X, y)
+        ours = MLPScratchClassifier(**kw).fit(X, y)
+    assert type(ours.loss_) is type(theirs.loss_) is np.float64
+    assert type(ours.best_loss_) is np.float64
+    if solver == "adam":  # scikit-learn's lbfgs keeps no curve
+        assert {type(v) for v in ours.loss_curve_} == {type(v) for v in
+                                                        theirs.loss_curve_}
+    assert {type(v) for v in ours.loss_curve_} == {np.float64}
