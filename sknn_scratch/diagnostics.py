@@ -3,8 +3,11 @@
 :func:`diagnose` reports, for each hidden layer, the units that no longer learn:
 
 - *dead* units, whose activation derivative is exactly 0 on every sample (a ReLU unit
-  whose pre-activation is negative everywhere): no gradient reaches their weights, so
-  they never recover;
+  whose pre-activation is negative everywhere): no gradient of the data reaches their
+  incoming weights. One in the first hidden layer, whose inputs are the fixed rows of
+  ``X``, stays dead (only the L2 term, and the optimizer's momentum for a few steps,
+  still move its weights); one in a later layer can come back when the layers before
+  it change its inputs;
 - *saturated* units, whose ``|g'(z)|`` is below 1 % of the activation's largest
   derivative (its ``max_derivative``; for exp, whose derivative has no largest, of
   ``g'(0) = 1``) on at least 95 % of the samples (a sigmoid or tanh unit pushed far

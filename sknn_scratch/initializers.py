@@ -52,7 +52,8 @@ get = _initializers.get
 
 @_initializers.register()
 class Zeros(Initializer):
-    """All weights zero: every unit of a layer computes the same thing, forever.
+    """All weights zero: every unit of a layer computes the same thing, and stays a copy
+    of the others through training (up to rounding, which training can amplify).
 
     >>> Zeros()(2, 3, np.random.RandomState(0))
     array([[0., 0., 0.],
