@@ -133,6 +133,10 @@ class BaseMLPScratch(BaseEstimator):
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start
                                                      and not incremental)
         saved = dict(self.__dict__)
+        # a RandomState given as random_state draws the weights and shuffles: a failed
+        # call puts its state back too
+        rng = self.random_state
+        rng_state = rng.get_state() if isinstance(rng, np.random.RandomState) else None
         try:
             # scikit-learn's finiteness check sums X first, which may overflow
             with np.errstate(over="ignore", invalid="ignore"):
@@ -173,10 +177,12 @@ class BaseMLPScratch(BaseEstimator):
             # undo that, so a bad call leaves a fitted model exactly as it was
             self.__dict__.clear()
             self.__dict__.update(saved)
+            if rng_state is not None:
+                rng.set_state(rng_state)
             raise
         # a continued fit trains the model's own weights in place (and partial_fit its
         # optimizer): their copies, so that a failure takes none of it
-        undo = None if first_pass else self._undo_point(incremental)
+        undo = None if first_pass else self._undo_point(incremental, saved)
         try:
             # overflow while diverging is detected after each epoch and reported as a
             # ConvergenceWarning or ValueError naming the cause, not as numpy noise
@@ -193,6 +199,8 @@ class BaseMLPScratch(BaseEstimator):
             self.__dict__.update(saved)
             if undo is not None:
                 self._undo(undo)
+            if rng_state is not None:
+                rng.set_state(rng_state)
             raise
         finally:
             for name in ("_stale_optimizer", "_best_params", "_last_finite",
@@ -201,14 +209,17 @@ class BaseMLPScratch(BaseEstimator):
             network.release()
         return self
 
-    def _undo_point(self, incremental):
-        """What a continued fit changes in place, as it is now."""
+    def _undo_point(self, incremental, saved):
+        """What a continued fit changes in place, as it is now (``saved``: the model's
+        attributes before the call, whose record lists it extends)."""
         kept = getattr(self, "_kept_finite", None) if incremental else None
+        # an n_jobs team writes the latest finite weights into the kept array
+        if kept is not None and resolve_n_jobs(self.n_jobs) > 1:
+            kept = (kept[0].copy(), kept[1])
         return (self._params, self._params.copy(),
                 # partial_fit steps the model's optimizer; a warm fit makes its own
-                copy.deepcopy(self._optimizer) if incremental else None,
-                None if kept is None else (kept[0].copy(), kept[1]),
-                {name: len(getattr(self, name) or ()) for name in _RECORDS})
+                copy.deepcopy(self._optimizer) if incremental else None, kept,
+                {name: len(saved.get(name) or ()) for name in _RECORDS})
 
     def _undo(self, undo):
         """Put back what ``_undo_point`` copied, once the attributes are restored."""
@@ -475,7 +486,8 @@ class BaseMLPScratch(BaseEstimator):
                 else:
                     self._last_finite, self._last_finite_epochs = kept
                 # a team trains a shared copy of the weights: the epoch's start stays
-                self._epoch_start = self._params.copy() if team is None else None
+                # (filled at each epoch's start)
+                self._epoch_start = np.empty_like(self._params) if team is None else None
                 grad = np.empty_like(self._params) if team is None else None
                 # each epoch shuffles the order of the one before, as scikit-learn's
                 # shuffle(sample_idx) does: the same orders from the same random state
@@ -962,7 +974,7 @@ def _check_custom_activation(param, act, tol=1e-4):
                 f"{exc}") from exc
         problem = (f"returned a {type(out).__name__}" if not isinstance(out, np.ndarray)
                    else f"returned shape {out.shape}" if out.shape != z.shape
-                   else f"returned dtype {out.dtype}" if out.dtype.kind not in "fiu"
+                   else f"returned dtype {out.dtype}" if out.dtype.kind not in "biuf"
                    else "returned non-finite values" if not np.isfinite(out).all()
                    else None)
         if problem is not None:

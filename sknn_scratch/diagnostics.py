@@ -98,7 +98,8 @@ class Diagnosis:
         self.layers = list(layers)
 
     def __getitem__(self, i):
-        return self.layers[i]
+        """A layer's :class:`LayerDiagnosis`, or for a slice a :class:`Diagnosis`."""
+        return Diagnosis(self.layers[i]) if isinstance(i, slice) else self.layers[i]
 
     def __len__(self):
         return len(self.layers)

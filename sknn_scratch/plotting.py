@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import activations as _act
 from ._params import _equal
-from .diagnostics import Diagnosis
+from .diagnostics import Diagnosis, LayerDiagnosis
 
 __all__ = ["plot_activations", "plot_loss_curves", "plot_diagnostics"]
 
@@ -211,7 +211,8 @@ def plot_diagnostics(diagnosis, *, ax=None, title=None):
     Parameters
     ----------
     diagnosis : Diagnosis
-        What :func:`sknn_scratch.diagnostics.diagnose` returns.
+        What :func:`sknn_scratch.diagnostics.diagnose` returns, or some of its layers
+        (a slice, or a list of its :class:`LayerDiagnosis`).
     ax : Axes, optional
     title : str, optional
 
@@ -219,6 +220,9 @@ def plot_diagnostics(diagnosis, *, ax=None, title=None):
     -------
     matplotlib.figure.Figure
     """
+    if (isinstance(diagnosis, (list, tuple))
+            and all(isinstance(layer, LayerDiagnosis) for layer in diagnosis)):
+        diagnosis = Diagnosis(diagnosis)  # some of its layers
     if not isinstance(diagnosis, Diagnosis):
         raise TypeError(f"plot_diagnostics draws a Diagnosis, what diagnose(estimator, "
                         f"X) returns; got {type(diagnosis).__name__}.")

@@ -82,8 +82,8 @@ class SGD(_Stochastic):
             try:
                 self.learning_rate = (self.learning_rate_init
                                       / (time_step + 1) ** self.power_t)
-            except OverflowError:  # (t + 1) ** power_t beyond the floats: the limit
-                self.learning_rate = 0.0
+            except OverflowError:  # t + 1 or its power beyond the floats: the limit
+                self.learning_rate = self.learning_rate_init if self.power_t == 0 else 0.0
 
     def trigger_stopping(self, msg, verbose):
         """True to stop; the adaptive schedule divides the rate by 5 instead."""

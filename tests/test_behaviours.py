@@ -292,6 +292,30 @@ def test_a_custom_activation_that_breaks_its_contract_is_named_at_fit(
         est.fit(X, y)
 
 
+def test_a_custom_derivative_may_return_a_boolean_mask(iris):
+    """``z > 0`` is ReLU's derivative as many write it: it trains as the float one."""
+    class MaskReLU(Activation):
+        def forward(self, z):
+            return np.maximum(z, 0)
+
+        def derivative(self, z):
+            return z > 0
+
+    class FloatReLU(MaskReLU):
+        def derivative(self, z):
+            return (z > 0).astype(z.dtype)
+
+    X, y = iris
+    fits = [MLPScratchClassifier(activation=act(), hidden_layer_sizes=(8,), max_iter=20,
+                                 random_state=0) for act in (MaskReLU, FloatReLU)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for est in fits:
+            est.fit(X, y)
+    for a, b in zip(fits[0].coefs_, fits[1].coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_correct_custom_activation_trains(iris):
     class Cube(Activation):
         def forward(self, z):

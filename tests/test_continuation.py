@@ -486,3 +486,36 @@ def test_lbfgs_best_loss_is_the_least_of_the_curve_across_warm_starts():
     est.set_params(warm_start=True, alpha=50.0)
     _quiet(est.fit, X2, y2)
     assert est.best_loss_ == min(est.loss_curve_) < est.loss_
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_a_failed_call_that_turned_early_stopping_off_keeps_the_validation_records(
+        method, monkeypatch):
+    """The call drops the other rule's records before it trains: the failure puts them
+    back whole, not cut to the length the call started its own with."""
+    est = _quiet(MLPScratchRegressor(warm_start=True, early_stopping=True,
+                                     **dict(SMALL, batch_size=8)).fit, X, Y_REG)
+    before = _snapshot(est)
+    assert len(est.validation_scores_) == SMALL["max_iter"]
+    _fail_at_call(monkeypatch, _base.Network, "loss_grad", 3, RuntimeError("boom"))
+    with pytest.raises(RuntimeError, match="boom"):
+        getattr(est.set_params(early_stopping=False), method)(X, Y_REG)
+    assert _snapshot(est) == before
+
+
+def test_a_failed_call_puts_back_the_random_state_it_drew_from(monkeypatch):
+    """A RandomState given as random_state shuffles the rows: after a failed call the
+    next one shuffles them as if the failed one had never come."""
+    est, twin = (MLPScratchRegressor(**dict(SMALL, batch_size=8,
+                                            random_state=np.random.RandomState(0)))
+                 for _ in range(2))
+    for model in (est, twin):
+        model.partial_fit(X, Y_REG)
+    _fail_at_call(monkeypatch, _base.Network, "loss_grad", 1, RuntimeError("boom"))
+    with pytest.raises(RuntimeError, match="boom"):
+        est.partial_fit(X, Y_REG)
+    monkeypatch.undo()
+    for model in (est, twin):
+        model.partial_fit(X, Y_REG)
+    np.testing.assert_array_equal(est.predict(X), twin.predict(X))
+    assert est.loss_curve_ == twin.loss_curve_

@@ -215,3 +215,12 @@ def test_the_plots_name_an_empty_ax_and_a_model_given_for_a_diagnosis(fitted):
         plot_activations("relu", ax=[])
     with pytest.raises(TypeError, match="draws a Diagnosis, what diagnose"):
         plot_diagnostics(fitted[0]["relu"])  # the model, not its diagnosis
+
+
+def test_plot_diagnostics_draws_some_of_the_layers(fitted):
+    models, X, _ = fitted
+    diagnosis = diagnose(models["relu"], X)
+    assert type(diagnosis[1:]).__name__ == "Diagnosis" and len(diagnosis[1:]) == 1
+    for part in (diagnosis[1:], list(diagnosis)[1:]):
+        fig = plot_diagnostics(part)
+        assert len(fig.axes[0].get_xticks()) == 1

@@ -151,3 +151,6 @@ def test_invscaling_rate_beyond_the_floats_is_zero_not_an_overflow_error():
     assert sgd.learning_rate == 0.0
     sgd.iteration_ends(1)
     assert sgd.learning_rate == 0.1 / 2 ** 200.0
+    sgd = SGD(4, np.float64, 0.1, "invscaling", 0.9, True, 0.0)
+    sgd.iteration_ends(10 ** 400)  # beyond the floats, to the power 0
+    assert sgd.learning_rate == 0.1
