@@ -519,3 +519,14 @@ def test_a_failed_call_puts_back_the_random_state_it_drew_from(monkeypatch):
         model.partial_fit(X, Y_REG)
     np.testing.assert_array_equal(est.predict(X), twin.predict(X))
     assert est.loss_curve_ == twin.loss_curve_
+
+
+def test_a_first_fit_refused_after_its_draws_puts_back_the_random_state():
+    """The weights are drawn and the rows split before the split is found to weigh
+    nothing: the RandomState given is as it was before the call."""
+    rng = np.random.RandomState(0)
+    est = MLPScratchRegressor(early_stopping=True, **dict(SMALL, random_state=rng))
+    state = pickle.dumps(rng.get_state())
+    with pytest.raises(ValueError, match="sum to zero"):
+        est.fit(X, Y_REG, sample_weight=np.zeros(len(X)) + (np.arange(len(X)) == 0))
+    assert pickle.dumps(rng.get_state()) == state and not hasattr(est, "coefs_")
