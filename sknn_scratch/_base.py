@@ -464,6 +464,8 @@ class BaseMLPScratch(BaseEstimator):
     def _fit_stochastic(self, gather, val, incremental):
         if not incremental or self._optimizer is None:
             self._optimizer = self._make_optimizer()
+        else:
+            self._optimizer.own_state()
         X, Y, n, batch_size = gather.X, gather.Y, gather.X.shape[0], gather.batch_size
         team = self._process_team(gather)
         self.n_iter_ = 0
@@ -814,9 +816,15 @@ class BaseMLPScratch(BaseEstimator):
         """Validated ``X`` through the network with the current coefs_ / intercepts_."""
         check_is_fitted(self)
         if not self._is_plain_valid_array(X):
+            # float16, small integers or booleans promote to float32 with float32
+            # weights, as in scikit-learn's products: converted to that, not float64
+            given = getattr(X, "dtype", None)
+            dtype = ((np.float64, np.float32) if given is None
+                     or given.kind not in "biuf" or np.result_type(
+                         given, self._network.dtype) != np.float32 else np.float32)
             with np.errstate(over="ignore", invalid="ignore"):  # its sum(X) may overflow
                 X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
-                                  dtype=(np.float64, np.float32))
+                                  dtype=dtype)
         self._check_weight_shapes()
         # float64 input to a float32 model: computed and returned in float64, as
         # scikit-learn does, not rounded to the model's dtype

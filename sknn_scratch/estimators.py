@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
@@ -210,13 +211,14 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
             if isinstance(self.class_weight, dict):
                 classes = self.classes_ if classes is None else classes
                 per_class = compute_class_weight(self.class_weight, classes=classes, y=y)
-                cw = per_class[np.searchsorted(classes, y)].astype(X.dtype)
+                cw = per_class[np.searchsorted(classes, y)].astype(np.float64)
             else:
-                cw = compute_sample_weight(self.class_weight, y).astype(X.dtype)
+                cw = compute_sample_weight(self.class_weight, y).astype(np.float64)
             if not (np.isfinite(cw).all() and cw.min() >= 0):
                 raise ValueError(f"class_weight must give finite, non-negative weights, "
                                  f"got {self.class_weight!r}.")
             sw = cw if sw is None else sw * cw
+        sw = _narrowed(sw, X.dtype)
         _check_weight_sum(sw)
         return sw
 
@@ -383,6 +385,9 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
     # ------------------------------------------------------------- hooks of the base
     def _validate_training_data(self, X, y, sample_weight, incremental, first_pass,
                                 classes):
+        if sp.issparse(y):  # validate_data lets a multi-output one through
+            raise TypeError("Sparse data was passed for y, but dense data is required. "
+                            "Use '.toarray()' to convert to a dense numpy array.")
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=True, dtype=self._input_dtypes(first_pass),
                              reset=first_pass)
@@ -393,7 +398,7 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
 
     def _row_weights(self, y, sample_weight, X, incremental=False):
         """The weights of J's rows: ``sample_weight``, checked (None for all ones)."""
-        sw = _sample_weights(sample_weight, X)
+        sw = _narrowed(_sample_weights(sample_weight, X), X.dtype)
         _check_weight_sum(sw)
         return sw
 
@@ -485,9 +490,27 @@ del _cls
 
 
 def _sample_weights(sample_weight, X):
+    """``sample_weight`` checked, in float64 (see ``_narrowed``)."""
     if sample_weight is None:
         return None
-    return _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+    return _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                ensure_non_negative=True)
+
+
+def _narrowed(sw, dtype):
+    """Row weights (float64) in the dtype X trains in. A positive weight below that
+    dtype's smallest normal number is refused before the cast, which would make it 0
+    (a row silently dropped) or subnormal."""
+    if sw is None or sw.dtype == dtype:
+        return sw
+    tiny = np.finfo(dtype).tiny
+    small = sw[(sw > 0) & (sw < tiny)]
+    if len(small):
+        raise ValueError(
+            f"A sample weight (sample_weight times class weights) of {small.min():g} is "
+            f"below the smallest normal {np.dtype(dtype).name} ({tiny:g}), the dtype X "
+            "trains in: it would become 0 or lose its precision. Rescale the weights.")
+    return sw.astype(dtype)
 
 
 def _check_weight_sum(sw):

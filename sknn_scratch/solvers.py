@@ -6,10 +6,14 @@ updates: SGD with (Nesterov) momentum and constant / invscaling / adaptive learn
 rates, and Adam. L-BFGS runs through :func:`scipy.optimize.minimize`.
 """
 
+import contextlib
 import math
+import threading
 
 import numpy as np
 import scipy.optimize
+
+from ._processes import _blas_control
 from ._threads import run_halves, scipy_blas_pool, timed_split, two_threads
 
 # parameters from which a step runs in two threads (about 50 us of hand-off): at
@@ -24,6 +28,13 @@ class _Stochastic:
     share of those arrays."""
 
     STATE = ()
+
+    def own_state(self):
+        """Copy the per-parameter arrays that cannot be written (a model loaded with
+        joblib's ``mmap_mode="r"``), so that training goes on from their values."""
+        for name in self.STATE:
+            if not getattr(self, name).flags.writeable:
+                setattr(self, name, np.array(getattr(self, name)))
 
     def step(self, params, grad):
         """Update ``params`` in place from ``grad`` (``grad`` is overwritten)."""
@@ -184,8 +195,33 @@ def lbfgs(fun, x0, max_iter, max_fun, tol, callback=None):
 
     # L-BFGS-B's vector operations run on scipy's own BLAS; its idle threads, woken
     # between numpy's matrix products, made each iteration 4x slower on 2 cores
-    with scipy_blas_pool().limit(limits=1):
+    with _one_scipy_blas_thread():
         return scipy.optimize.minimize(
             fun, x0, method="L-BFGS-B", jac=True, callback=on_iteration,
             options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
         )
+
+
+# lbfgs fits running in this process (in threads) and the limit of scipy's BLAS they
+# share: the first sets it, the last puts the original back (each doing both left it
+# at 1 when two fits overlapped: the second saved the first's 1 as the original)
+_scipy_limit = {"fits": 0, "limiter": None}
+_scipy_limit_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_scipy_blas_thread():
+    with _scipy_limit_lock:
+        if _scipy_limit["fits"] == 0:
+            with _blas_control():
+                _scipy_limit["limiter"] = scipy_blas_pool().limit(limits=1)
+        _scipy_limit["fits"] += 1
+    try:
+        yield
+    finally:
+        with _scipy_limit_lock:
+            _scipy_limit["fits"] -= 1
+            if _scipy_limit["fits"] == 0:
+                limiter, _scipy_limit["limiter"] = _scipy_limit["limiter"], None
+                with _blas_control():
+                    limiter.restore_original_limits()

@@ -321,3 +321,21 @@ def test_readme_one_fit_in_two_processes_runs(capsys):
     assert float(capsys.readouterr().out) < 1e-12
     one, two = namespace["one"], namespace["two"]
     assert one.loss_curve_ == pytest.approx(two.loss_curve_, rel=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_a_model_loaded_read_only_trains_on(solver, tmp_path):
+    """joblib.load(mmap_mode='r') maps the optimizer's moments read-only: partial_fit
+    trains on copies of them, as the model saved would have (it raised 'output array is
+    read-only', then, its undo having put back writable copies, trained on retry)."""
+    import joblib
+    X, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPScratchClassifier((16,), solver=solver, max_iter=3,
+                                   random_state=0).fit(X / 16, y)
+    joblib.dump(est, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib", mmap_mode="r")
+    for model in (est, loaded):
+        model.partial_fit(X / 16, y)
+    np.testing.assert_array_equal(loaded.predict_proba(X / 16), est.predict_proba(X / 16))

@@ -848,6 +848,28 @@ def test_fits_in_threads_at_once_share_the_reapers_and_put_the_blas_limit_back(
     assert _blas_threads() == blas_two
 
 
+def test_lbfgs_fits_in_threads_at_once_put_scipys_blas_limit_back(blas_two):
+    """Each lbfgs fit runs scipy's BLAS at one thread: overlapping fits (a search on
+    joblib's threading backend) share that limit and the last puts the original back
+    (the second used to save the first's 1 as the original, and scipy's BLAS stayed
+    at one thread for good)."""
+    from joblib import parallel_config
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import cross_validate
+    X_dig, y_dig = load_digits(return_X_y=True)  # fits long enough to overlap
+    # no thread in control of OpenBLAS's thread count, as in a program that set no
+    # limit (this one's limit made the others' limits do nothing)
+    with _processes._blas_control():
+        pass
+    with warnings.catch_warnings(), parallel_config(backend="threading"):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(3):
+            cross_validate(MLPScratchClassifier((32,), solver="lbfgs", max_iter=50,
+                                                random_state=0),
+                           X_dig / 16, y_dig, cv=4, n_jobs=2)
+            assert _blas_threads() == blas_two
+
+
 def test_a_team_forks_only_while_no_other_fit_or_prediction_runs(forks):
     """Forking while another thread is inside a multi-threaded OpenBLAS call can hang
     the process (OpenBLAS's fork handler and the call wait for each other): with

@@ -399,3 +399,25 @@ def test_the_loss_attributes_are_numpy_floats_as_scikit_learns(solver):
         assert {type(v) for v in ours.loss_curve_} == {type(v) for v in
                                                         theirs.loss_curve_}
     assert {type(v) for v in ours.loss_curve_} == {np.float64}
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("dtype", [np.float16, np.uint8, np.bool_, np.int8, np.int32,
+                                   np.int64, np.float64])
+def test_predictions_of_a_float32_model_take_scikit_learns_dtype(dtype, sparse):
+    """float16, small integers and booleans promote to float32 with float32 weights (they
+    were widened to float64), wider integers and float64 to float64."""
+    if sparse and dtype is np.float16:
+        pytest.skip("scipy.sparse has no float16")
+    import scipy.sparse as sp
+    X, _, _ = _problem("regression")
+    X32 = StandardScaler().fit_transform(X).astype(np.float32)
+    y = X32[:, 0] + 1
+    kw = dict(hidden_layer_sizes=(3,), max_iter=2, random_state=0)
+    Xp = (X32 * 3).astype(dtype)
+    Xp = sp.csr_matrix(Xp) if sparse else Xp
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = MLPRegressor(**kw).fit(X32, y).predict(Xp)
+        ours = MLPScratchRegressor(**kw).fit(X32, y).predict(Xp)
+    assert ours.dtype == theirs.dtype

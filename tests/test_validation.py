@@ -534,3 +534,31 @@ def test_an_invalid_init_is_refused_by_a_continued_fit_too(method):
         getattr(est.set_params(init="foo"), method)(X, y)
     for a, b in zip(est.coefs_, coefs):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize("n_outputs", [1, 2])
+def test_a_sparse_regression_target_is_named(method, n_outputs):
+    import scipy.sparse as sp
+    y = sp.csr_matrix(np.repeat(X[:, :1], n_outputs, axis=1))
+    with pytest.raises(TypeError, match="Sparse data was passed for y, but dense data "
+                                        "is required"):
+        getattr(MLPScratchRegressor(**SMALL), method)(X, y)
+
+
+@pytest.mark.parametrize("weights", ["sample_weight", "class_weight"])
+@pytest.mark.parametrize("tiny", [1e-40, 1e-50])
+def test_float32_training_refuses_a_weight_its_dtype_would_lose(weights, tiny):
+    """Checked before the cast to float32: 1e-50 became 0 (a row silently dropped) or,
+    for every row, 'at least one non-zero' about weights that were all positive."""
+    X32 = X.astype(np.float32)
+    if weights == "sample_weight":
+        est, kw = MLPScratchClassifier(**SMALL), {"sample_weight": np.r_[tiny, np.ones(29)]}
+    else:
+        est, kw = MLPScratchClassifier(**SMALL, class_weight={0: tiny}), {}
+    with pytest.raises(ValueError, match=f"A sample weight .* of {tiny:g} is below the "
+                                         "smallest normal float32"):
+        est.fit(X32, Y_CLS, **kw)
+    with pytest.raises(ValueError, match=f"of {tiny:g} is below the smallest normal"):
+        MLPScratchClassifier(**SMALL).fit(X32, Y_CLS, sample_weight=np.full(30, tiny))
+    _quiet_fit(est, X, Y_CLS, **kw)  # in float64 they are normal numbers
