@@ -8,12 +8,11 @@ rates, and Adam. L-BFGS runs through :func:`scipy.optimize.minimize`.
 
 import contextlib
 import math
-import threading
 
 import numpy as np
 import scipy.optimize
 
-from ._processes import _blas_control
+from ._processes import _blas_control, _blas_limit_lock
 from ._threads import run_halves, scipy_blas_pool, timed_split, two_threads
 
 # parameters from which a step runs in two threads (about 50 us of hand-off): at
@@ -204,14 +203,15 @@ def lbfgs(fun, x0, max_iter, max_fun, tol, callback=None):
 
 # lbfgs fits running in this process (in threads) and the limit of scipy's BLAS they
 # share: the first sets it, the last puts the original back (each doing both left it
-# at 1 when two fits overlapped: the second saved the first's 1 as the original)
+# at 1 when two fits overlapped: the second saved the first's 1 as the original).
+# Under the n_jobs teams' lock: one OpenBLAS thread count is set at a time, by the
+# thread that takes control of them all (_blas_control)
 _scipy_limit = {"fits": 0, "limiter": None}
-_scipy_limit_lock = threading.Lock()
 
 
 @contextlib.contextmanager
 def _one_scipy_blas_thread():
-    with _scipy_limit_lock:
+    with _blas_limit_lock:
         if _scipy_limit["fits"] == 0:
             with _blas_control():
                 _scipy_limit["limiter"] = scipy_blas_pool().limit(limits=1)
@@ -219,7 +219,7 @@ def _one_scipy_blas_thread():
     try:
         yield
     finally:
-        with _scipy_limit_lock:
+        with _blas_limit_lock:
             _scipy_limit["fits"] -= 1
             if _scipy_limit["fits"] == 0:
                 limiter, _scipy_limit["limiter"] = _scipy_limit["limiter"], None
