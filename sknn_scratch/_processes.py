@@ -41,7 +41,7 @@ import tracemalloc
 import numpy as np
 import threadpoolctl
 
-from ._threads import numpy_blas_pool
+from ._threads import numpy_blas_pool, scipy_blas_pool
 
 __all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs", "using_blas"]
 
@@ -177,7 +177,7 @@ class ProcessTeam:
         self.error = _shared((n_procs, _MSG_BYTES), np.uint8)
         self._entered = False
         self._pids = {}  # forked process id -> its rank
-        self._limited = False  # holds a share of the BLAS limit (_limit_blas)
+        self._limited = False  # holds a share of numpy_one_thread
         self._moved = []  # the optimizer's moments now in shared memory (_enter)
         self._synced = 0  # meetings so far
         self._commands = 0  # commands given when the team forked
@@ -240,7 +240,7 @@ class ProcessTeam:
         # a new thread, which spins a core for about 0.1 s, and scipy's, which nothing
         # puts to work, slowed whatever this process ran next (scikit-learn's next fit
         # took 15-18 ms longer)
-        _limit_blas()
+        numpy_one_thread.acquire()
         self._limited = True
         # read here, not in the forked process: by the time it runs, this one may
         # already have given its first command
@@ -297,7 +297,7 @@ class ProcessTeam:
     def _restore_limits(self):
         if self._limited:
             self._limited = False
-            _unlimit_blas()
+            numpy_one_thread.release()
 
     def _wait_until_left(self, pids):
         """Wait until each forked process says it no longer touches shared memory;
@@ -613,29 +613,49 @@ def release_fork():
 # threads waiting for the processes of finished teams to exit (see join_reapers)
 _reapers = []
 
-# teams alive in this process (fits in threads) and the BLAS limit they share: the
-# first sets it, the last puts the original back (each doing both would leave the
-# original at 1 when two teams overlap)
-_blas_limit = {"teams": 0, "limiter": None}
-_blas_limit_lock = threading.Lock()
+class _SharedLimit:
+    """One thread for a BLAS library while any of the fits that ask for it run (fits in
+    threads): the first sets the limit, the last puts the original back (each doing
+    both would leave the original at 1 when two overlap: the second would save the
+    first's 1 as the original). ``pool()``: the library's threadpoolctl controller.
+
+    Every such limit changes under one lock, each taking control of OpenBLAS's
+    thread counts for its call (``_blas_control``): threadpoolctl lets one thread at a
+    time set them, for all OpenBLAS libraries at once."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, pool):
+        self._pool, self._users, self._limiter = pool, 0, None
+
+    def acquire(self):
+        with self._lock:
+            if self._users == 0:
+                with _blas_control():
+                    self._limiter = self._pool().limit(limits=1)
+            self._users += 1
+
+    def release(self):
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                limiter, self._limiter = self._limiter, None
+                with _blas_control():
+                    limiter.restore_original_limits()
+
+    @contextlib.contextmanager
+    def held(self):
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
 
 
-def _limit_blas():
-    """One numpy BLAS thread while a team (any team of this process) runs."""
-    with _blas_limit_lock:
-        if _blas_limit["teams"] == 0:
-            with _blas_control():
-                _blas_limit["limiter"] = numpy_blas_pool().limit(limits=1)
-        _blas_limit["teams"] += 1
-
-
-def _unlimit_blas():
-    with _blas_limit_lock:
-        _blas_limit["teams"] -= 1
-        if _blas_limit["teams"] == 0:
-            limiter, _blas_limit["limiter"] = _blas_limit["limiter"], None
-            with _blas_control():
-                limiter.restore_original_limits()
+#: numpy's BLAS at one thread while an n_jobs team (any team of this process) runs
+numpy_one_thread = _SharedLimit(numpy_blas_pool)
+#: scipy's own BLAS at one thread while an lbfgs fit runs (see solvers.lbfgs)
+scipy_one_thread = _SharedLimit(scipy_blas_pool)
 
 
 @contextlib.contextmanager
@@ -645,7 +665,7 @@ def _blas_control():
     threadpoolctl lets one thread at a time set the count of a pthreads OpenBLAS
     (one pool for the whole process): the first that sets it, while it lives; the
     others' calls do nothing. The teams' limit is set by one fit's thread and put back
-    by another's (under ``_blas_limit_lock``), so each takes control for its call and
+    by another's (under ``_SharedLimit``'s lock), so each takes control for its call and
     leaves it free after, for whichever thread sets a limit next."""
     controller = getattr(threadpoolctl, "OpenBLASController", None)
     clear = getattr(controller, "clear_controlling_thread", None)

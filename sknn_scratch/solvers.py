@@ -6,14 +6,13 @@ updates: SGD with (Nesterov) momentum and constant / invscaling / adaptive learn
 rates, and Adam. L-BFGS runs through :func:`scipy.optimize.minimize`.
 """
 
-import contextlib
 import math
 
 import numpy as np
 import scipy.optimize
 
-from ._processes import _blas_control, _blas_limit_lock
-from ._threads import run_halves, scipy_blas_pool, timed_split, two_threads
+from ._processes import scipy_one_thread
+from ._threads import run_halves, timed_split, two_threads
 
 # parameters from which a step runs in two threads (about 50 us of hand-off): at
 # 500,000 parameters Adam's step takes 0.74 ms instead of 1.17, at 131,000 no less
@@ -194,34 +193,10 @@ def lbfgs(fun, x0, max_iter, max_fun, tol, callback=None):
 
     # L-BFGS-B's vector operations run on scipy's own BLAS; its idle threads, woken
     # between numpy's matrix products, made each iteration 4x slower on 2 cores
-    with _one_scipy_blas_thread():
+    # (one limit shared by the lbfgs fits running at once in threads of this process)
+    with scipy_one_thread.held():
         return scipy.optimize.minimize(
             fun, x0, method="L-BFGS-B", jac=True, callback=on_iteration,
             options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
         )
 
-
-# lbfgs fits running in this process (in threads) and the limit of scipy's BLAS they
-# share: the first sets it, the last puts the original back (each doing both left it
-# at 1 when two fits overlapped: the second saved the first's 1 as the original).
-# Under the n_jobs teams' lock: one OpenBLAS thread count is set at a time, by the
-# thread that takes control of them all (_blas_control)
-_scipy_limit = {"fits": 0, "limiter": None}
-
-
-@contextlib.contextmanager
-def _one_scipy_blas_thread():
-    with _blas_limit_lock:
-        if _scipy_limit["fits"] == 0:
-            with _blas_control():
-                _scipy_limit["limiter"] = scipy_blas_pool().limit(limits=1)
-        _scipy_limit["fits"] += 1
-    try:
-        yield
-    finally:
-        with _blas_limit_lock:
-            _scipy_limit["fits"] -= 1
-            if _scipy_limit["fits"] == 0:
-                limiter, _scipy_limit["limiter"] = _scipy_limit["limiter"], None
-                with _blas_control():
-                    limiter.restore_original_limits()
