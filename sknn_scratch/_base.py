@@ -26,8 +26,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import activations as _act
 from . import initializers as _init
+from . import solvers
 from ._processes import (ProcessTeam, _usable_cpus, inside_parallel_worker,
-                         resolve_n_jobs, using_blas)
+                         numpy_one_thread, resolve_n_jobs, using_blas)
 from .network import Network, abs_max
 from .solvers import SGD, Adam, lbfgs
 
@@ -43,6 +44,11 @@ _NONFINITE_MSG = (
 )
 # the lists of a fit's records, which its epochs extend in place
 _RECORDS = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
+
+# A one-process fit whose mini-batch products all stay at or below this many
+# multiply-adds (batch rows x fan-in x fan-out) runs numpy's BLAS in one thread (see
+# BaseMLPScratch._blas_threads_for)
+SMALL_PRODUCT = 1 << 21
 
 
 def _builtin(obj):
@@ -476,7 +482,8 @@ class BaseMLPScratch(BaseEstimator):
         # weights its first epoch started from), for the divergence warning's wording
         self._last_finite_epochs = len(self.loss_curve_)
         try:
-            with team if team is not None else contextlib.nullcontext():
+            with team if team is not None else self._blas_threads_for(gather,
+                                                                      incremental):
                 # copies made once a team has moved the optimizer's moments to shared
                 # memory, not while they were in both places: a lower peak
                 if val is not None:
@@ -579,6 +586,34 @@ class BaseMLPScratch(BaseEstimator):
                 "process.", UserWarning)
             return None
         return team
+
+    def _blas_threads_for(self, gather, incremental):
+        """Around a one-process call's epochs: numpy's BLAS in one thread when every
+        product of a mini-batch is small (at most :data:`SMALL_PRODUCT` multiply-adds),
+        else as it is.
+
+        On the two virtual cores of the development machine, a product of the digits
+        benchmark's batches (200 x 64 x 100) takes 40 us in two threads and 58 in one,
+        yet the whole fit is only 3-5 % faster with two; and in the machine's frequent
+        slow spells, handing every product to the second core makes the fit 1.5x
+        slower, where one thread keeps its time (30 alternated 200-epoch fits: median
+        0.54 s in one thread, 0.75 in two). The second thread pays more on larger
+        products: with 200 x 100 x 128 it won in every spell (median 0.18 s against
+        0.21), with 200 x 64 x 256 the two were even.
+
+        Not for sparse input or for optimizer steps long enough to be split
+        (:mod:`._threads` uses the second core only while BLAS may), nor for calls of
+        fewer than 16 batches, on which the limit's 25-40 us would weigh. The limit is
+        the one ``n_jobs`` teams share (held even when BLAS runs one thread already:
+        that may be another fit's limit, which may end first)."""
+        units = self._network.layer_units
+        product = gather.batch_size * max(i * o for i, o in zip(units[:-1], units[1:]))
+        epochs = 1 if incremental else self.max_iter
+        batches = -(-gather.X.shape[0] // gather.batch_size) * epochs
+        if (product > SMALL_PRODUCT or batches < 16 or sp.issparse(gather.X)
+                or self._network.n_params >= solvers.PARALLEL_STEP):
+            return contextlib.nullcontext()
+        return numpy_one_thread.held()
 
     def _shuffles(self, gather):
         """Whether epochs visit the rows in a new order: one batch needs none."""

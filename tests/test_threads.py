@@ -307,3 +307,109 @@ def test_fits_whose_passes_go_both_ways_are_bitwise_those_of_one_thread(
     assert one.loss_curve_ == two.loss_curve_
     for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
         np.testing.assert_array_equal(a, b)
+
+
+
+# ------------------------------------------------- one BLAS thread for small products
+def _numpy_blas_threads():
+    return _threads._numpy_blas().num_threads
+
+
+@pytest.fixture
+def blas_two():
+    """numpy's BLAS allowed two threads (the suite runs at one)."""
+    with threadpool_limits(limits=2, user_api="blas"):
+        if _numpy_blas_threads() < 2:
+            pytest.skip("numpy's BLAS cannot run two threads here")
+        yield
+
+
+@pytest.fixture
+def batch_threads(monkeypatch):
+    """numpy's BLAS thread count at each mini-batch of the test's fits; a fit raises
+    at its batch number ``fail_at[0]`` if set."""
+    seen, fail_at, original = [], [None], network.Network.data_grad
+
+    def data_grad(self, *args, **kwargs):
+        seen.append(_numpy_blas_threads())
+        if len(seen) == fail_at[0]:
+            raise RuntimeError("failed in a batch")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(network.Network, "data_grad", data_grad)
+    return seen, fail_at
+
+
+RNG = np.random.default_rng(0)
+X_SMALL, Y_SMALL = RNG.standard_normal((200, 8)), RNG.integers(0, 3, 200)
+
+
+def _small_fit(X=X_SMALL, y=Y_SMALL, **params):
+    # 10 batches x 2 epochs; the largest product 20 x 8 x 10 multiply-adds
+    params = dict(dict(hidden_layer_sizes=(10,), batch_size=20, max_iter=2,
+                       random_state=0), **params)
+    return _fit_quietly(MLPScratchClassifier(**params), X, y)
+
+
+def test_fits_of_small_products_run_blas_in_one_thread_and_put_it_back(
+        blas_two, batch_threads):
+    seen, fail_at = batch_threads
+    est = _small_fit()
+    assert seen == [1] * 20
+    assert _numpy_blas_threads() == 2
+    # bitwise the fit of BLAS at one thread all along
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = _small_fit()
+    assert est.loss_curve_ == one.loss_curve_
+    for a, b in zip(est.coefs_ + est.intercepts_, one.coefs_ + one.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    # put back by a fit that fails, and by fits in several threads at once
+    fail_at[0] = len(seen) + 5
+    with pytest.raises(RuntimeError, match="failed in a batch"):
+        _small_fit()
+    assert _numpy_blas_threads() == 2
+    fail_at[0] = None
+    seen.clear()
+    with ThreadPoolExecutor(3) as pool:
+        fits = list(pool.map(lambda seed: _small_fit(random_state=seed), range(6)))
+    assert seen == [1] * 120
+    assert _numpy_blas_threads() == 2
+    assert fits[0].loss_curve_ == est.loss_curve_
+
+
+@pytest.mark.parametrize("case", [
+    # the largest product of a batch above SMALL_PRODUCT (here 20 x 8 x 10 = 1,600)
+    "large_products",
+    "sparse_input",
+    # an optimizer step long enough to run split (PARALLEL_STEP lowered to 100)
+    "long_steps",
+    "few_batches_fit",
+    "few_batches_partial_fit",
+])
+def test_other_fits_leave_blas_as_it_is(case, blas_two, batch_threads, monkeypatch):
+    seen, _ = batch_threads
+    from sknn_scratch import _base
+    if case == "large_products":
+        monkeypatch.setattr(_base, "SMALL_PRODUCT", 20 * 8 * 10 - 1)
+        _small_fit()
+    elif case == "sparse_input":
+        _small_fit(sp.csr_matrix(X_SMALL))
+    elif case == "long_steps":
+        monkeypatch.setattr(solvers, "PARALLEL_STEP", 100)  # the network has 143
+        _small_fit()
+    elif case == "few_batches_fit":
+        _small_fit(max_iter=1, batch_size=14)  # 15 batches
+    else:
+        MLPScratchClassifier((10,), batch_size=14).partial_fit(
+            X_SMALL, Y_SMALL, classes=[0, 1, 2])
+    assert seen and set(seen) == {2}
+    assert _numpy_blas_threads() == 2
+
+
+def test_the_limit_is_at_the_edges_it_names(blas_two, batch_threads, monkeypatch):
+    seen, _ = batch_threads
+    from sknn_scratch import _base
+    monkeypatch.setattr(_base, "SMALL_PRODUCT", 20 * 8 * 10)  # at the product
+    monkeypatch.setattr(solvers, "PARALLEL_STEP", 144)  # above the 143 parameters
+    _small_fit(max_iter=1, batch_size=13)  # 16 batches
+    assert set(seen) == {1}
