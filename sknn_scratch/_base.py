@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import activations as _act
 from . import initializers as _init
-from . import solvers
+from . import _threads, solvers
 from ._processes import (ProcessTeam, _usable_cpus, inside_parallel_worker,
                          numpy_one_thread, resolve_n_jobs, using_blas)
 from .network import Network, abs_max
@@ -593,25 +593,29 @@ class BaseMLPScratch(BaseEstimator):
         else as it is.
 
         On the two virtual cores of the development machine, a product of the digits
-        benchmark's batches (200 x 64 x 100) takes 40 us in two threads and 58 in one,
+        benchmark's batches (200 x 64 x 100) takes 32-41 us in two threads and 58 in one,
         yet the whole fit is only 3-5 % faster with two; and in the machine's frequent
         slow spells, handing every product to the second core makes the fit 1.5x
         slower, where one thread keeps its time (30 alternated 200-epoch fits: median
         0.54 s in one thread, 0.75 in two). The second thread pays more on larger
-        products: with 200 x 100 x 128 it won in every spell (median 0.18 s against
-        0.21), with 200 x 64 x 256 the two were even.
+        products: with 200 x 100 x 128 it won (median 0.18 s against 0.21), with
+        200 x 64 x 256 the two were even (benchmarks/RESULTS.md).
 
         Not for sparse input or for optimizer steps long enough to be split
-        (:mod:`._threads` uses the second core only while BLAS may), nor for calls of
-        fewer than 16 batches, on which the limit's 25-40 us would weigh. The limit is
-        the one ``n_jobs`` teams share (held even when BLAS runs one thread already:
-        that may be another fit's limit, which may end first)."""
+        (:mod:`._threads` uses the second core only while BLAS may), nor for calls that
+        run fewer than 16 batches at most, on which the limit's 25-40 us would weigh,
+        nor for a BLAS whose limits hold per thread (an OpenMP-threaded OpenBLAS: a fit
+        in another thread could end the shared limit). The limit is the one ``n_jobs``
+        teams share, for the whole process (other fits, and early stopping's
+        validation scores, run in one thread meanwhile); it is held even when BLAS runs
+        one thread already, as that may be another fit's limit, which may end first."""
         units = self._network.layer_units
         product = gather.batch_size * max(i * o for i, o in zip(units[:-1], units[1:]))
         epochs = 1 if incremental else self.max_iter
         batches = -(-gather.X.shape[0] // gather.batch_size) * epochs
         if (product > SMALL_PRODUCT or batches < 16 or sp.issparse(gather.X)
-                or self._network.n_params >= solvers.PARALLEL_STEP):
+                or self._network.n_params >= solvers.PARALLEL_STEP
+                or not _threads.process_wide_blas_limit()):
             return contextlib.nullcontext()
         return numpy_one_thread.held()
 

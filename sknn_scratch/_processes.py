@@ -627,21 +627,32 @@ class _SharedLimit:
 
     def __init__(self, pool):
         self._pool, self._users, self._limiter = pool, 0, None
+        if hasattr(os, "register_at_fork"):
+            # a process forked while a fit of another thread held the limit runs
+            # none of its fits (it keeps the thread count it was forked with), and
+            # may have been forked while that thread held the lock
+            os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self):
+        self._users, self._limiter = 0, None
+        _SharedLimit._lock = threading.Lock()
 
     def acquire(self):
-        with self._lock:
+        # Ctrl-C held back: between the limit and the count, it would leave the limit
+        # set with no user to put it back
+        with _sigint_deferred(), self._lock:
             if self._users == 0:
                 with _blas_control():
                     self._limiter = self._pool().limit(limits=1)
             self._users += 1
 
     def release(self):
-        with self._lock:
-            self._users -= 1
-            if self._users == 0:
-                limiter, self._limiter = self._limiter, None
+        with _sigint_deferred(), self._lock:
+            if self._users == 1:
                 with _blas_control():
-                    limiter.restore_original_limits()
+                    self._limiter.restore_original_limits()
+                self._limiter = None
+            self._users -= 1
 
     @contextlib.contextmanager
     def held(self):

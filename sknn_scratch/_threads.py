@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 from threadpoolctl import ThreadpoolController
 
-__all__ = ["numpy_blas_pool", "run_halves", "scipy_blas_pool", "thread_pools",
-           "timed_split", "two_threads"]
+__all__ = ["numpy_blas_pool", "process_wide_blas_limit", "run_halves",
+           "scipy_blas_pool", "thread_pools", "timed_split", "two_threads"]
 
 #: while the passes of a kind run whole, every EXPLORE-th is split all the same, so
 #: that a second core freed (a neighbour that stops) is noticed within a few dozen
@@ -128,6 +128,14 @@ def _executor():
             if _state["executor"] is None:
                 _state["executor"] = ThreadPoolExecutor(1, thread_name_prefix=_NAME)
     return _state["executor"]
+
+
+def process_wide_blas_limit():
+    """Whether a thread limit set on numpy's BLAS holds for every thread of the process,
+    as a pthreads OpenBLAS's does (an OpenMP-threaded one keeps one per thread)."""
+    blas = _numpy_blas()
+    return (blas is not None and blas.internal_api == "openblas"
+            and getattr(blas, "threading_layer", None) == "pthreads")
 
 
 def _blas_threads():

@@ -10,6 +10,7 @@ that they did.
 import collections
 import contextlib
 import os
+import signal
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -310,9 +311,9 @@ def test_fits_whose_passes_go_both_ways_are_bitwise_those_of_one_thread(
 
 
 
+
 # ------------------------------------------------- one BLAS thread for small products
-def _numpy_blas_threads():
-    return _threads._numpy_blas().num_threads
+_numpy_blas_threads = _threads._blas_threads
 
 
 @pytest.fixture
@@ -321,40 +322,47 @@ def blas_two():
     with threadpool_limits(limits=2, user_api="blas"):
         if _numpy_blas_threads() < 2:
             pytest.skip("numpy's BLAS cannot run two threads here")
+        if not _threads.process_wide_blas_limit():
+            pytest.skip("numpy's BLAS is not a pthreads OpenBLAS")
         yield
 
 
 @pytest.fixture
 def batch_threads(monkeypatch):
-    """numpy's BLAS thread count at each mini-batch of the test's fits; a fit raises
-    at its batch number ``fail_at[0]`` if set."""
-    seen, fail_at, original = [], [None], network.Network.data_grad
+    """numpy's BLAS thread count at each mini-batch of the test's fits; ``hooks``: a
+    function called first at each batch, with the batch's number."""
+    seen, hooks, original = [], [], network.Network.data_grad
 
     def data_grad(self, *args, **kwargs):
         seen.append(_numpy_blas_threads())
-        if len(seen) == fail_at[0]:
-            raise RuntimeError("failed in a batch")
+        for hook in hooks:
+            hook(len(seen))
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(network.Network, "data_grad", data_grad)
-    return seen, fail_at
+    return seen, hooks
 
 
 RNG = np.random.default_rng(0)
 X_SMALL, Y_SMALL = RNG.standard_normal((200, 8)), RNG.integers(0, 3, 200)
+N_PARAMS = 8 * 10 + 10 * 3 + 10 + 3  # of the (10,) network on X_SMALL, Y_SMALL
+
+
+def _small(**params):
+    # 10 batches per epoch; the largest product 20 x 8 x 10 multiply-adds
+    return MLPScratchClassifier(**dict(dict(hidden_layer_sizes=(10,), batch_size=20,
+                                            max_iter=2, random_state=0), **params))
 
 
 def _small_fit(X=X_SMALL, y=Y_SMALL, **params):
-    # 10 batches x 2 epochs; the largest product 20 x 8 x 10 multiply-adds
-    params = dict(dict(hidden_layer_sizes=(10,), batch_size=20, max_iter=2,
-                       random_state=0), **params)
-    return _fit_quietly(MLPScratchClassifier(**params), X, y)
+    return _fit_quietly(_small(**params), X, y)
 
 
 def test_fits_of_small_products_run_blas_in_one_thread_and_put_it_back(
         blas_two, batch_threads):
-    seen, fail_at = batch_threads
+    seen, hooks = batch_threads
     est = _small_fit()
+    assert est._network.n_params == N_PARAMS
     assert seen == [1] * 20
     assert _numpy_blas_threads() == 2
     # bitwise the fit of BLAS at one thread all along
@@ -363,28 +371,79 @@ def test_fits_of_small_products_run_blas_in_one_thread_and_put_it_back(
     assert est.loss_curve_ == one.loss_curve_
     for a, b in zip(est.coefs_ + est.intercepts_, one.coefs_ + one.intercepts_):
         np.testing.assert_array_equal(a, b)
-    # put back by a fit that fails, and by fits in several threads at once
-    fail_at[0] = len(seen) + 5
+    # put back by a fit that fails
+    failing = len(seen) + 5
+
+    def fail(batch):
+        if batch == failing:
+            raise RuntimeError("failed in a batch")
+
+    hooks.append(fail)
     with pytest.raises(RuntimeError, match="failed in a batch"):
         _small_fit()
     assert _numpy_blas_threads() == 2
-    fail_at[0] = None
+    hooks.clear()
+    # continued fits and fits with early stopping take it too
     seen.clear()
-    with ThreadPoolExecutor(3) as pool:
-        fits = list(pool.map(lambda seed: _small_fit(random_state=seed), range(6)))
-    assert seen == [1] * 120
+    _fit_quietly(est.set_params(warm_start=True), X_SMALL, Y_SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _small(batch_size=10).partial_fit(X_SMALL, Y_SMALL, classes=[0, 1, 2])  # 20
+    # 180 training rows: 9 batches per epoch
+    _small_fit(early_stopping=True, n_iter_no_change=100)
+    assert seen == [1] * (20 + 20 + 18)
     assert _numpy_blas_threads() == 2
-    assert fits[0].loss_curve_ == est.loss_curve_
+
+
+def test_fits_in_threads_share_the_limit_whichever_ends_first(blas_two, batch_threads):
+    seen, hooks = batch_threads
+    first_waits, second_started, first_ended = (threading.Event() for _ in range(3))
+    by_thread = collections.defaultdict(list)
+
+    def pace(batch):
+        name = threading.current_thread().name
+        by_thread[name].append(seen[batch - 1])
+        if name == "first" and len(by_thread[name]) == 3:
+            first_waits.set()
+            assert second_started.wait(10)  # the second starts under the first's limit
+        if name == "second" and len(by_thread[name]) == 3:
+            second_started.set()
+            assert first_ended.wait(10)  # ... and trains on after the first has ended
+
+    hooks.append(pace)
+    fits = {}
+
+    def run(name):
+        fits[name] = _small_fit()
+        if name == "first":
+            first_ended.set()
+
+    first = threading.Thread(target=run, args=("first",), name="first")
+    first.start()
+    assert first_waits.wait(10)
+    second = threading.Thread(target=run, args=("second",), name="second")
+    second.start()
+    first.join(20)
+    second.join(20)
+    assert set(fits) == {"first", "second"}
+    assert by_thread["first"] == [1] * 20 and by_thread["second"] == [1] * 20
+    assert _numpy_blas_threads() == 2
+    with ThreadPoolExecutor(3) as pool:  # and many at once
+        list(pool.map(lambda seed: _small_fit(random_state=seed), range(6)))
+    assert seen[-120:] == [1] * 120
+    assert _numpy_blas_threads() == 2
 
 
 @pytest.mark.parametrize("case", [
     # the largest product of a batch above SMALL_PRODUCT (here 20 x 8 x 10 = 1,600)
     "large_products",
     "sparse_input",
-    # an optimizer step long enough to run split (PARALLEL_STEP lowered to 100)
+    # an optimizer step long enough to run split (from PARALLEL_STEP parameters on)
     "long_steps",
     "few_batches_fit",
     "few_batches_partial_fit",
+    # a BLAS whose limit holds per thread
+    "openmp_blas",
 ])
 def test_other_fits_leave_blas_as_it_is(case, blas_two, batch_threads, monkeypatch):
     seen, _ = batch_threads
@@ -395,13 +454,15 @@ def test_other_fits_leave_blas_as_it_is(case, blas_two, batch_threads, monkeypat
     elif case == "sparse_input":
         _small_fit(sp.csr_matrix(X_SMALL))
     elif case == "long_steps":
-        monkeypatch.setattr(solvers, "PARALLEL_STEP", 100)  # the network has 143
+        monkeypatch.setattr(solvers, "PARALLEL_STEP", N_PARAMS)
         _small_fit()
     elif case == "few_batches_fit":
         _small_fit(max_iter=1, batch_size=14)  # 15 batches
+    elif case == "few_batches_partial_fit":
+        _small(batch_size=14).partial_fit(X_SMALL, Y_SMALL, classes=[0, 1, 2])
     else:
-        MLPScratchClassifier((10,), batch_size=14).partial_fit(
-            X_SMALL, Y_SMALL, classes=[0, 1, 2])
+        monkeypatch.setattr(_threads, "process_wide_blas_limit", lambda: False)
+        _small_fit()
     assert seen and set(seen) == {2}
     assert _numpy_blas_threads() == 2
 
@@ -410,6 +471,44 @@ def test_the_limit_is_at_the_edges_it_names(blas_two, batch_threads, monkeypatch
     seen, _ = batch_threads
     from sknn_scratch import _base
     monkeypatch.setattr(_base, "SMALL_PRODUCT", 20 * 8 * 10)  # at the product
-    monkeypatch.setattr(solvers, "PARALLEL_STEP", 144)  # above the 143 parameters
+    monkeypatch.setattr(solvers, "PARALLEL_STEP", N_PARAMS + 1)
     _small_fit(max_iter=1, batch_size=13)  # 16 batches
-    assert set(seen) == {1}
+    assert seen and set(seen) == {1}
+
+
+def test_ctrl_c_during_a_limit_change_comes_after_it(monkeypatch):
+    from sknn_scratch._processes import _SharedLimit, numpy_blas_pool
+    limit = _SharedLimit(numpy_blas_pool)
+
+    class Interrupted:  # Ctrl-C in the middle of setting and of restoring the limit
+        def limit(self, limits):
+            signal.raise_signal(signal.SIGINT)
+            return self
+
+        def restore_original_limits(self):
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(limit, "_pool", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        limit.acquire()
+    assert limit._users == 1 and limit._limiter is not None  # done, then interrupted
+    with pytest.raises(KeyboardInterrupt):
+        limit.release()
+    assert limit._users == 0 and limit._limiter is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_process_forked_while_a_limit_is_held_starts_with_none():
+    from sknn_scratch._processes import _SharedLimit, numpy_one_thread
+    numpy_one_thread.acquire()
+    try:
+        with _SharedLimit._lock:  # as if another thread were changing a limit
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the forked process
+                ok = (numpy_one_thread._users == 0
+                      and _SharedLimit._lock.acquire(timeout=5))
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        numpy_one_thread.release()
