@@ -21,3 +21,22 @@ import scipy.optimize  # noqa: E402,F401
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 threadpool_limits(limits=1, user_api="blas")
+
+
+import signal  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Python's own Ctrl-C handler (KeyboardInterrupt) for every test, as a user at a
+    terminal has it: the interpreter installs it only when it starts with SIGINT not
+    ignored, and a command run in the background of a non-interactive shell (as a CI
+    script may run the suite) starts with it ignored, where the tests of Ctrl-C would
+    see nothing to hold back."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
