@@ -1,8 +1,11 @@
 """Make the repository root importable so the tests run without installing."""
 
 import os
+import signal
 import sys
 from pathlib import Path
+
+import pytest
 
 # scikit-learn's check_array_api_input needs scipy's array API support, which scipy
 # reads from the environment when it is first imported (below): without it the check
@@ -21,11 +24,6 @@ import scipy.optimize  # noqa: E402,F401
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 threadpool_limits(limits=1, user_api="blas")
-
-
-import signal  # noqa: E402
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
