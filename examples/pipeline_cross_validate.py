@@ -1,11 +1,12 @@
 """The MLP in a scikit-learn Pipeline: cross_validate with several metrics, then a grid.
 
-``StandardScaler`` + ``MLPScratchClassifier`` on the breast-cancer data that ships with
-scikit-learn: first ``cross_validate`` with accuracy, balanced accuracy, ROC AUC and log
-loss (5 stratified folds), then ``GridSearchCV`` over the hidden activation (names and
-an :class:`~sknn_scratch.activations.Activation` object) and the weight initialization,
-reached through the pipeline as ``mlp__activation`` / ``mlp__init``. Activations and
-initializers are parameters like any other, so ``cv_results_`` reads well.
+``StandardScaler`` + ``MLPScratchClassifier((32,), alpha=1e-3)`` on the breast-cancer
+data that ships with scikit-learn: first ``cross_validate`` with accuracy, balanced
+accuracy, ROC AUC and log loss (5 stratified folds), then ``GridSearchCV`` over the
+hidden activation (names and an :class:`~sknn_scratch.activations.Activation` object)
+and the weight initialization, reached through the pipeline as ``mlp__activation`` /
+``mlp__init``. Activations and initializers are parameters like any other, so
+``cv_results_`` reads well.
 
 Usage::
 
@@ -72,7 +73,7 @@ def main(argv=None):
                               scoring="accuracy").fit(X, y)
 
     print(f"cross_validate, {folds} folds, StandardScaler + "
-          "MLPScratchClassifier((32,)):")
+          "MLPScratchClassifier((32,), alpha=1e-3):")
     summary = {}
     for name in SCORING:
         scores = cv_res[f"test_{name}"]

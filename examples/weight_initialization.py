@@ -12,9 +12,9 @@ of 64), epochs and seed for all. Measured:
   activations shrink at every layer (their std is printed, layer by layer, at
   initialization): by about ``0.01 * sqrt(64) = 0.08`` with tanh, and by about
   ``0.01 * sqrt(32) = 0.057`` with ReLU, which zeroes half its units. The gradient of
-  every layer's weights is then tiny, the last layers' as much as the first (about
-  3e-7 in each layer of the tanh network, 4e-8 of the ReLU one), and training never
-  starts;
+  every layer's weights is then tiny, the last layers' as much as the first (its norm,
+  printed layer by layer too: about 3e-7 in each layer of the tanh network, 5e-8 of
+  the ReLU one), and training never starts;
 - Glorot and He keep the activations far from that collapse, and both deep networks
   train. He's variance, twice Glorot's for a square layer, makes up for the half of
   its inputs that ReLU zeroes: the ReLU network's std stays between 0.68 and 0.81 in
@@ -64,14 +64,16 @@ def fit(activation, init, sizes, X, y, epochs):
         return est.fit(X, y)
 
 
-def initial_std(est, init, X):
-    """Activation std per hidden layer with fresh weights from ``init`` in ``est``."""
+def at_initialization(est, init, X, y):
+    """Activation std per hidden layer and the norm of each layer's weight gradient,
+    with fresh weights from ``init`` (and zero biases) in ``est``."""
     rng = np.random.RandomState(0)
     init = initializers.get(init)
     coefs = [init(*c.shape, rng) for c in est.coefs_]
     est.coefs_ = coefs
     est.intercepts_ = [np.zeros_like(b) for b in est.intercepts_]
-    return [r.std for r in diagnose(est, X)]
+    layers = diagnose(est, X, y)
+    return [r.std for r in layers], [r.grad_norm for r in layers]
 
 
 def main(argv=None):
@@ -103,17 +105,19 @@ def main(argv=None):
                     "dead_fraction": first.dead_fraction,
                 }
                 if depth == "deep":
-                    r["initial_std"] = initial_std(est, init, X_tr)
+                    r["initial_std"], r["initial_grad"] = at_initialization(
+                        est, init, X_tr, y_tr)
                 print(f"{act + ' ' + depth:<16}{init:<16}{r['loss_curve'][0]:>11.4f}"
                       f"{r['loss_curve'][-1]:>11.4f}{r['test_accuracy']:>9.3f}"
                       f"{r['duplicate_fraction']:>10.3f}{r['dead_fraction']:>7.3f}")
 
-    print("\nstd of the activations of each hidden layer of the deep networks, "
-          "at initialization:")
-    for act in ("tanh", "relu"):
-        for init in INITS[1:]:
-            stds = results[(act, "deep", init)]["initial_std"]
-            print(f"  {act:<5} {init:<15} " + " ".join(f"{s:9.2e}" for s in stds))
+    for key, what in (("initial_std", "std of the activations of each hidden layer"),
+                      ("initial_grad", "norm of the gradient of each layer's weights")):
+        print(f"\n{what} of the deep networks, at initialization:")
+        for act in ("tanh", "relu"):
+            for init in INITS[1:]:
+                values = results[(act, "deep", init)][key]
+                print(f"  {act:<5} {init:<15} " + " ".join(f"{v:9.2e}" for v in values))
     _plot(results, args.out)
     return results
 

@@ -72,6 +72,9 @@ def test_weight_initialization(tmp_path):
         std = np.array(r[(act, "deep", "normal")]["initial_std"])
         assert np.all(np.diff(std) < 0) and std[-1] < 1e-5
         assert min(r[(act, "deep", "he_uniform")]["initial_std"]) > 0.1
+        # std 0.01 starves every layer's gradient, the first as much as the last
+        assert max(r[(act, "deep", "normal")]["initial_grad"]) < 1e-5
+        assert min(r[(act, "deep", "he_uniform")]["initial_grad"]) > 0.1
         stuck = r[(act, "deep", "normal")]["loss_curve"][-1]
         assert stuck == pytest.approx(np.log(10), abs=0.01)
         assert r[(act, "deep", "glorot_uniform")]["loss_curve"][-1] < stuck / 2
