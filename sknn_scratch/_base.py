@@ -38,6 +38,11 @@ class ZeroInitializationWarning(UserWarning):
     and, by symmetry, stay identical (to rounding)."""
 
 
+class DeadOutputWarning(UserWarning):
+    """A fitted regressor's ReLU output is 0 on most training rows whose target is
+    above 0: its gradient is 0 there, so training no longer lowers their error."""
+
+
 _NONFINITE_MSG = (
     "Solver produced non-finite parameter weights. The input data may contain large "
     "values and need to be preprocessed."
@@ -213,7 +218,12 @@ class BaseMLPScratch(BaseEstimator):
                          "_last_finite_epochs", "_epoch_start"):
                 self.__dict__.pop(name, None)  # the training loop's, whatever happened
             network.release()
+        if not incremental:  # partial_fit: a forward pass would cost a third of a call
+            self._check_fitted_output(X, Y, sw)
         return self
+
+    def _check_fitted_output(self, X, Y, sw):
+        """Warn about the fitted model's outputs on its training rows (regressor)."""
 
     def _undo_point(self, incremental, saved):
         """What a continued fit changes in place, as it is now (``saved``: the model's

@@ -1,6 +1,8 @@
 """The two public estimators: thin subclasses that fix the targets and the loss."""
 
 import math
+import numbers
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,12 +18,14 @@ from sklearn.utils.validation import _check_sample_weight, column_or_1d, validat
 
 from . import activations as _act
 from ._base import (
-    BaseMLPScratch, _builtin, _check_custom_activation, _is_auto, _resolve,
+    BaseMLPScratch, DeadOutputWarning, _builtin, _check_custom_activation, _is_auto,
+    _resolve,
 )
 from .losses import LOSSES
 from .network import abs_max
 
 _ENCODE_ROWS = 1 << 12  # labels encoded at a time
+_CHECK_ROWS = 256  # rows of a fitted ReLU output checked at a time: a batch's memory
 
 # the parameters and attributes both estimators share, after the Parameters and
 # Attributes headings of each one's docstring
@@ -210,6 +214,7 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
                     "multiplied) or sample_weight.")
             if isinstance(self.class_weight, dict):
                 classes = self.classes_ if classes is None else classes
+                _check_class_weight_dict(self.class_weight, classes)
                 per_class = compute_class_weight(self.class_weight, classes=classes, y=y)
                 cw = per_class[np.searchsorted(classes, y)].astype(np.float64)
             else:
@@ -328,13 +333,40 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
         return tags
 
 
+def _check_class_weight_dict(class_weight, classes):
+    """scikit-learn's rule for a ``class_weight`` dict, with an error that names the
+    keys: keys that are no class (looked up as ``compute_class_weight`` does, an
+    integer, else a string) only in a dict that names every class; and every value a
+    finite number >= 0."""
+    def key(c):
+        try:
+            return int(c)
+        except (TypeError, ValueError):
+            return str(c)
+
+    known = {key(c) for c in classes}
+    unknown = [k for k in class_weight if k not in known]
+    if unknown and len(class_weight) - len(unknown) < len(known):
+        raise ValueError(
+            f"class_weight has keys that are not classes of y: {unknown!r} (the classes "
+            f"are {np.asarray(classes).tolist()!r}). A dict that leaves classes out, "
+            "to weigh 1, may hold only classes; one that names every class may hold "
+            "other keys too.")
+    for k, w in class_weight.items():
+        if not (isinstance(w, numbers.Real) and math.isfinite(w) and w >= 0):
+            raise ValueError(f"class_weight[{k!r}] must be a finite number >= 0, "
+                             f"got {w!r}.")
+
+
 class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
     """Multi-layer perceptron regressor written from scratch in NumPy.
 
     A drop-in for :class:`sklearn.neural_network.MLPRegressor`. With
     ``output_activation="auto"`` a non-negative target gets a ReLU output (it never
     predicts below 0), any other target an identity output; ``loss="poisson"`` uses an
-    exp output (log link).
+    exp output (log link). ``fit`` warns with :class:`~sknn_scratch.DeadOutputWarning`
+    when a fitted ReLU output is 0 on more than half of the training rows whose target
+    is above 0: its gradient is 0 there, so training stopped lowering their error.
 
     Parameters
     ----------
@@ -443,6 +475,40 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
             if not _builtin(act):
                 _check_custom_activation("output_activation", act)
         return act, LOSSES[self.loss]()
+
+    def _check_fitted_output(self, X, Y, sw):
+        """Warn when a ReLU output is 0 on more than half of the training rows whose
+        target is above 0 (of weight above 0): its gradient is 0 there, so no further
+        training lowers their error. One forward pass, a slice of rows at a time."""
+        if not isinstance(self._network.activations[-1], _act.ReLU):
+            return
+        positive = Y > 0
+        if sw is not None:
+            positive &= (sw > 0)[:, None]
+        n_positive = positive.sum(axis=0)
+        stuck = np.zeros_like(n_positive)
+        for start in range(0, X.shape[0], _CHECK_ROWS):
+            rows = slice(start, start + _CHECK_ROWS)
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = self._network.predict(X[rows], self.coefs_, self.intercepts_,
+                                            self._slopes)
+            stuck += ((out == 0) & positive[rows]).sum(axis=0)
+        share = stuck / np.maximum(n_positive, 1)
+        j = int(np.argmax(share))
+        if not 2 * stuck[j] > n_positive[j]:
+            return
+        which = f"Output {j} of this {Y.shape[1]}-output model" if Y.shape[1] > 1 else (
+            "The model's output")
+        warnings.warn(
+            f"{which} is 0 on {stuck[j]} of the {n_positive[j]} training rows whose "
+            f"target is above 0: it is a ReLU, whose gradient is 0 there, so training "
+            f"can no longer lower their error. This happens when the output starts "
+            f"below 0 on many rows (the random part of its initial value outweighs its "
+            f"bias, the target mean) or training drives it there. "
+            f"output_activation='auto' picks ReLU for targets that are all >= 0; "
+            f"output_activation='identity' (scikit-learn's) or 'softplus' cannot stop "
+            f"learning this way, and init='glorot_uniform' (smaller initial outputs "
+            f"after ReLU layers) makes it less likely.", DeadOutputWarning)
 
     def _check_continuation(self, X, Y):
         if Y.shape[1] != self.n_outputs_:

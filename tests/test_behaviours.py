@@ -22,7 +22,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sknn_scratch import (
-    MLPScratchClassifier, MLPScratchRegressor, ZeroInitializationWarning,
+    DeadOutputWarning, MLPScratchClassifier, MLPScratchRegressor,
+    ZeroInitializationWarning,
 )
 from sknn_scratch._base import BaseMLPScratch
 from sknn_scratch.activations import Activation, LeakyReLU, PReLU, Tanh
@@ -110,6 +111,71 @@ def test_relu_output_never_predicts_below_zero_far_from_the_data():
     reg_id = MLPScratchRegressor(hidden_layer_sizes=(20,), max_iter=200, random_state=0,
                                  output_activation="identity").fit(X, y)
     assert min(reg_id.predict(X * s).min() for s in (1, 1000, -1000)) < 0
+
+
+def _floored_target(seed):
+    """Targets >= 0, 85 % of them exactly 0, on which the default regressor's ReLU output
+    ends at 0 on every row whose target is above 0 (its random start outweighs the
+    output bias at the target mean, 0.2)."""
+    rng = np.random.RandomState(seed)
+    rng.randn(200, 5)
+    X = rng.randn(200, 5)
+    return X, np.maximum(0, X[:, 0] - 1.0) * 3
+
+
+def test_relu_output_at_zero_on_the_positive_targets_warns():
+    X, y = _floored_target(0)
+    with pytest.warns(DeadOutputWarning, match=r"is 0 on 29 of the 29 training rows "
+                      r"whose target is above 0.*output_activation='identity'"):
+        reg = MLPScratchRegressor(random_state=7).fit(X, y)
+    assert reg.out_activation_ == "relu" and np.all(reg.predict(X[y > 0]) == 0)
+    # the outputs that the message suggests learn the same data, without the warning
+    for params in ({"output_activation": "identity"}, {"output_activation": "softplus"},
+                   {"init": "glorot_uniform"}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeadOutputWarning)
+            assert MLPScratchRegressor(random_state=7, **params).fit(X, y).score(X, y) > 0.6
+
+
+def _check_relu_output_of_feature_0(X, Y, sw, output_bias):
+    """Fit's check of its outputs, run on a (1,) identity network whose ReLU outputs are
+    ``max(X[:, 0] + output_bias, 0)``."""
+    reg = MLPScratchRegressor(hidden_layer_sizes=(1,), activation="identity",
+                              output_activation="relu", max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg.fit(X, Y)
+    reg.coefs_ = [np.eye(X.shape[1], 1), np.ones((1, Y.shape[1]))]
+    reg.intercepts_ = [np.zeros(1), np.asarray(output_bias, float)]
+    reg._check_fitted_output(X, Y, sw)
+
+
+@pytest.mark.parametrize("n_positive", [8, 600])  # in one slice of rows, and in three
+def test_dead_output_warning_counts_the_positive_rows_at_zero(n_positive):
+    """It warns when the output is 0 on more than half of the rows whose target is
+    above 0, naming how many; rows of target 0 or of weight 0 are not counted."""
+    n_rows = n_positive + 10
+    X, y, sw = np.ones((n_rows, 2)), np.ones(n_rows), np.ones(n_rows)
+    X[n_positive:, 0] = -1.0  # the output is 0 on the last 10 rows,
+    y[n_positive:n_positive + 5] = 0.0  # of which 5 have target 0
+    sw[n_positive + 5:] = 0.0  # and 5 weight 0
+    half = n_positive // 2
+    X[n_positive - half:n_positive, 0] = -1.0  # and on half of the rows that count
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeadOutputWarning)
+        _check_relu_output_of_feature_0(X, y[:, None], sw, [0.0])
+    X[n_positive - half - 1, 0] = -1.0  # one more
+    with pytest.warns(DeadOutputWarning, match=f"^The model's output is 0 on {half + 1} "
+                      f"of the {n_positive} training rows whose target is above 0"):
+        _check_relu_output_of_feature_0(X, y[:, None], sw, [0.0])
+    # two outputs, the first lifted above 0 everywhere: the second is named
+    with pytest.warns(DeadOutputWarning, match=f"^Output 1 of this 2-output model is 0 "
+                      f"on {half + 1} of the {n_positive}"):
+        _check_relu_output_of_feature_0(X, np.c_[y, y], sw, [10.0, 0.0])
+    # without sample weights the 5 rows of weight 0 count, at 0
+    with pytest.warns(DeadOutputWarning, match=f"is 0 on {half + 6} of the "
+                      f"{n_positive + 5} training rows"):
+        _check_relu_output_of_feature_0(X, y[:, None], None, [0.0])
 
 
 @pytest.mark.parametrize("output_activation", ["relu", "exp"])
@@ -443,7 +509,9 @@ def test_a_class_weight_dict_weighs_partial_fit_batches_that_lack_its_classes(ir
         b.partial_fit(X[rows], y[rows], classes=[0, 1, 2],
                       sample_weight=np.where(y[rows] == 0, 2.0, 1.0))
     np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
-    with pytest.raises(ValueError, match=r"The classes, \[1, 2\], are not in class_weight"):
+    # a key that is no class is refused, by name, whichever classes a batch holds
+    with pytest.raises(ValueError, match=r"class_weight has keys that are not classes "
+                                         r"of y: \[5\]"):
         MLPScratchClassifier(class_weight={0: 2.0, 5: 1.0}).partial_fit(
             X[y > 0], y[y > 0], classes=[0, 1, 2])
 

@@ -373,13 +373,28 @@ def test_bad_component_spec_names_parameter(Est, y, param, value, match):
 
 @pytest.mark.parametrize("class_weight, match", [
     ("even", "'class_weight' parameter"),
-    ({0: -1.0, 1: 1.0, 2: 1.0}, "class_weight must give finite, non-negative weights"),
-    ({0: np.nan, 1: 1.0, 2: 1.0}, "class_weight must give finite, non-negative weights"),
+    ({0: -1.0, 1: 1.0, 2: 1.0}, r"class_weight\[0\] must be a finite number >= 0, "
+                                r"got -1.0"),
+    ({0: 1.0, 1: np.nan}, r"class_weight\[1\] must be a finite number >= 0, got nan"),
+    ({2: "a"}, r"class_weight\[2\] must be a finite number >= 0, got 'a'"),
+    ({0: 2.0, 5: 1.0}, r"class_weight has keys that are not classes of y: \[5\] \(the "
+                       r"classes are \[0, 1, 2\]\). A dict that leaves classes out"),
+    ({"0": 2.0}, r"keys that are not classes of y: \['0'\]"),
     ({0: 0.0, 1: 0.0, 2: 0.0}, "sum to zero"),
 ])
 def test_bad_class_weight(class_weight, match):
     with pytest.raises(ValueError, match=match):
         MLPScratchClassifier(class_weight=class_weight, **SMALL).fit(X, Y_CLS)
+
+
+def test_a_class_weight_dict_that_names_every_class_may_hold_other_keys():
+    """As scikit-learn's compute_class_weight: a fold of a cross-validation that lacks
+    a class the dict names trains (a key 5 ignored), weighing its classes as named."""
+    a = _quiet_fit(MLPScratchClassifier(class_weight={0: 2.0, 1: 1.0, 2: 3.0, 5: 4.0},
+                                        **SMALL), X, Y_CLS)
+    b = _quiet_fit(MLPScratchClassifier(**SMALL), X, Y_CLS,
+                   sample_weight=np.array([2.0, 1.0, 3.0])[Y_CLS])
+    np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
 
 
 def test_a_class_weight_dict_with_multi_label_targets_says_what_works():
