@@ -772,7 +772,9 @@ class BaseMLPScratch(BaseEstimator):
                 f"each epoch: it must be above 0, got {self.validation_fraction}. Use "
                 "early_stopping=False to train without a validation split.")
         stratify = self._stratify_labels(y_orig)
-        n_groups, counts = 0, None
+        # a multi-label target is not stratified (as scikit-learn's), but its split
+        # holds as many rows as it has labels, at least
+        n_groups, counts = self._n_labels(y_orig), None
         if stratify is not None:
             groups, counts = np.unique(stratify, return_counts=True)
             n_groups = len(groups)
@@ -797,7 +799,7 @@ class BaseMLPScratch(BaseEstimator):
         except ValueError as exc:
             raise ValueError(
                 f"early_stopping=True needs a validation split of at least {n_val} "
-                f"rows (max(2, number of classes, ceil(validation_fraction * "
+                f"rows (max(2, number of classes or labels, ceil(validation_fraction * "
                 f"n_samples))) and enough rows left to train, but n_samples={n} "
                 f"({exc}). Use more data, or early_stopping=False."
             ) from exc

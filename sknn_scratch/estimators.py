@@ -322,6 +322,10 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
     def _stratify_labels(self, y):
         return y if y.ndim == 1 else None
 
+    def _n_labels(self, y):
+        """The indicator columns of a multi-label target (0 for a single-label one)."""
+        return y.shape[1] if y.ndim == 2 else 0
+
     def _score_output(self, out, y, sw):
         out = out.ravel() if out.shape[1] == 1 else out
         return accuracy_score(y, self._label_binarizer.inverse_transform(out),
@@ -539,6 +543,9 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
 
     def _stratify_labels(self, y):
         return None
+
+    def _n_labels(self, y):
+        return 0
 
     def _score_output(self, out, y, sw):
         return r2_score(y, out.ravel() if out.shape[1] == 1 else out, sample_weight=sw)

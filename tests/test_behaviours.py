@@ -743,6 +743,24 @@ def test_early_stopping_validation_split_size(validation_spy, n, n_classes, frac
     np.testing.assert_allclose(counts, expected * np.bincount(y) / n, atol=1)
 
 
+def test_early_stopping_multilabel_split_holds_a_row_per_label(validation_spy):
+    """A multi-label split is drawn unstratified (as scikit-learn's), of at least
+    max(2, number of labels, ceil(validation_fraction * n)) rows."""
+    X, Y = make_multilabel_classification(30, 5, n_classes=6, random_state=0)
+    for fraction, expected in ((0.1, 6), (0.3, 9)):
+        clf = MLPScratchClassifier(hidden_layer_sizes=(4,), early_stopping=True,
+                                   validation_fraction=fraction, max_iter=2,
+                                   random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, Y)
+        X_val, Y_val = validation_spy[-1]
+        assert Y_val.shape == (expected, 6) and X_val.shape[0] == expected
+    with pytest.raises(ValueError, match=r"at least 6 rows .max\(2, number of classes "
+                                         r"or labels.*n_samples=8"):
+        clf.fit(X[:8], Y[:8])
+
+
 def test_early_stopping_with_a_single_row_class_splits_without_stratifying(
         validation_spy):
     """A class of one row cannot be on both sides of a stratified split: the split is
