@@ -219,9 +219,6 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
                 cw = per_class[np.searchsorted(classes, y)].astype(np.float64)
             else:
                 cw = compute_sample_weight(self.class_weight, y).astype(np.float64)
-            if not (np.isfinite(cw).all() and cw.min() >= 0):
-                raise ValueError(f"class_weight must give finite, non-negative weights, "
-                                 f"got {self.class_weight!r}.")
             sw = cw if sw is None else sw * cw
         sw = _narrowed(sw, X.dtype)
         _check_weight_sum(sw)

@@ -113,18 +113,18 @@ def test_relu_output_never_predicts_below_zero_far_from_the_data():
     assert min(reg_id.predict(X * s).min() for s in (1, 1000, -1000)) < 0
 
 
-def _floored_target(seed):
+def _floored_target():
     """Targets >= 0, 85 % of them exactly 0, on which the default regressor's ReLU output
-    ends at 0 on every row whose target is above 0 (its random start outweighs the
-    output bias at the target mean, 0.2)."""
-    rng = np.random.RandomState(seed)
+    ends at 0 on every row whose target is above 0 (after its first epoch it is above 0
+    on 8 of those 29 rows only, and never recovers)."""
+    rng = np.random.RandomState(0)
     rng.randn(200, 5)
     X = rng.randn(200, 5)
     return X, np.maximum(0, X[:, 0] - 1.0) * 3
 
 
 def test_relu_output_at_zero_on_the_positive_targets_warns():
-    X, y = _floored_target(0)
+    X, y = _floored_target()
     with pytest.warns(DeadOutputWarning, match=r"is 0 on 29 of the 29 training rows "
                       r"whose target is above 0.*output_activation='identity'"):
         reg = MLPScratchRegressor(random_state=7).fit(X, y)
