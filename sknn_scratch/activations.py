@@ -117,9 +117,24 @@ class Activation(ParamsMixin):
 
     @property
     def max_derivative(self):
-        """Largest ``|g'(z)|``: the scale against which a derivative counts as vanished."""
+        """Largest ``|g'(z)|``: the scale against which a derivative counts as vanished.
+
+        Taken on a grid of ``z`` over [-10, 10]. A derivative that still grows beyond
+        it (largest at an end of the grid, and more than twice that at ``z = +-20``, as
+        exp's and 3 z^2 are) has no largest: the scale is then ``|g'(0)|``, as for
+        :class:`Exp`, or the largest ``|g'|`` over [-1, 1] where ``g'(0) = 0``.
+        """
         z = np.linspace(-10.0, 10.0, 4001)
-        return float(np.max(np.abs(self.derivative(z))))
+        with np.errstate(over="ignore", invalid="ignore"):
+            deriv = np.abs(self.derivative(z))
+            peak = float(np.max(deriv))
+            growing = (peak in (deriv[0], deriv[-1]) and not float(
+                np.max(np.abs(self.derivative(np.array([-20.0, 20.0]))))) <= 2 * peak)
+        if not growing:
+            return peak
+        at_zero = float(np.abs(self.derivative(np.zeros(1)))[0])
+        return at_zero if at_zero > 0 else float(
+            np.max(np.abs(self.derivative(np.linspace(-1.0, 1.0, 201)))))
 
     def forward_(self, z):
         """Overwrite ``z`` with ``g(z)`` and return it."""

@@ -9,9 +9,10 @@
   still move its weights); one in a later layer can come back when the layers before
   it change its inputs;
 - *saturated* units, whose ``|g'(z)|`` is below 1 % of the activation's largest
-  derivative (its ``max_derivative``; for exp, whose derivative has no largest, of
-  ``g'(0) = 1``) on at least 95 % of the samples (a sigmoid or tanh unit pushed far
-  from 0): their gradient has all but vanished. Dead units are saturated too;
+  derivative (its ``max_derivative``; for one whose derivative has no largest, such as
+  exp, of ``|g'(0)|``, 1 for exp) on at least 95 % of the samples (a sigmoid or tanh
+  unit pushed far from 0): their gradient has all but vanished. Dead units are
+  saturated too;
 - *duplicate* units, whose incoming weights and bias (and PReLU slope) equal those of
   another unit of the layer within 1e-8, or within 256 units of the weights' machine
   epsilon relative to the largest of them (3.1e-5 of it in float32): what
@@ -42,7 +43,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (check_array, check_is_fitted, column_or_1d,
+                                      validate_data)
 
 from ._base import BaseMLPScratch
 from ._processes import using_blas
@@ -276,10 +278,14 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
     y = check_array(y, ensure_2d=False, dtype=None, input_name="y")  # finite, as fit's
     if len(y) != X.shape[0]:
         raise ValueError(f"y has {len(y)} rows but X has {X.shape[0]}.")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)  # one target, as fit takes it
     binarizer = getattr(estimator, "_label_binarizer", None)
     if binarizer is not None:
         fitted, given = binarizer.y_type_, type_of_target(y)
-        if (fitted == "multilabel-indicator") != (given == "multilabel-indicator"):
+        kinds = (("multilabel-indicator",) if fitted == "multilabel-indicator" else
+                 ("binary", "multiclass"))
+        if given not in kinds:
             raise ValueError(f"y is {given}, but the model was fitted on {fitted} "
                              "targets.")
     classes = getattr(estimator, "classes_", None)
@@ -292,6 +298,8 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
     if Y.shape != (X.shape[0], net.layer_units[-1]):
         raise ValueError(f"y gives targets of shape {Y.shape}, but the model expects "
                          f"{(X.shape[0], net.layer_units[-1])}.")
+    # the targets fit refuses for this output (negative ones for ReLU or exp)
+    estimator._check_targets(Y, net.activations[-1])
     sw = estimator._row_weights(y, sample_weight, X)  # as fit weighs them
     flat = net.pack(estimator.coefs_, estimator.intercepts_,
                     getattr(estimator, "_slopes", None))

@@ -32,10 +32,11 @@ def _figure_and_axes(ax, n_panels, figsize):
         fig, axes = _pyplot().subplots(1, n_panels, figsize=figsize, squeeze=False,
                                        layout="constrained")
         return fig, list(axes[0])
-    axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
-    if not axes:
-        raise ValueError("ax is empty: give an Axes (or a pair), or None for a new "
-                         "figure.")
+    axes = list(np.ravel(ax)) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+    if not 1 <= len(axes) <= n_panels:
+        takes = "an Axes" + (f" or {n_panels} of them" if n_panels > 1 else "")
+        raise ValueError(f"ax holds {len(axes)} Axes, but this plot draws on {takes}: "
+                         f"give {takes}, or None for a new figure.")
     return axes[0].figure, axes
 
 
@@ -128,7 +129,8 @@ def _mark_derivative(ax, act, z, deriv, color):
 
 
 def plot_loss_curves(estimators, labels=None, *, ax=None, log=False):
-    """Training loss (solid) and validation loss (dashed, if any) against epoch.
+    """Training loss (solid) and validation loss (dashed, if any) against epoch (the
+    iteration, for L-BFGS).
 
     The two are not taken at the same moment: an epoch's training loss is the mean
     over its mini-batches of the objective (L2 term included) at the weights each
@@ -178,7 +180,9 @@ def plot_loss_curves(estimators, labels=None, *, ax=None, log=False):
                     label=f"{label} (validation)")
     if log:
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
+    lbfgs = [est.get_params().get("solver") == "lbfgs" for est in estimators]
+    ax.set_xlabel("iteration" if all(lbfgs) else
+                  "epoch (L-BFGS: iteration)" if any(lbfgs) else "epoch")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.datasets import load_breast_cancer, make_classification, make_regression
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
@@ -167,6 +167,42 @@ def test_relu_layer_with_large_negative_biases_is_dead(data):
                                              * np.linalg.norm(est.coefs_[0]))
 
 
+def test_a_users_exp_is_saturated_where_the_builtin_is(data):
+    """A derivative with no largest (exp's, 3 z^2): the scale is |g'(0)|, or the largest
+    |g'| over [-1, 1] where that is 0, not its value at the end of a grid (e^10,
+    which made every unit of a user's exp "saturated")."""
+    class MyExp(A.Activation):
+        def forward(self, z):
+            return np.exp(z)
+
+        def derivative(self, z):
+            return np.exp(z)
+
+    class Cube(A.Activation):
+        def forward(self, z):
+            return np.asarray(z) ** 3
+
+        def derivative(self, z):
+            return 3 * np.asarray(z) ** 2
+
+    assert MyExp().max_derivative == A.Exp().max_derivative == 1.0
+    assert Cube().max_derivative == 3.0
+    X, y = data
+    builtin = _fit(MLPScratchRegressor(hidden_layer_sizes=(8,), activation="exp",
+                                       max_iter=5, random_state=0), X, y)
+    mine = _fit(MLPScratchRegressor(hidden_layer_sizes=(8,), activation=MyExp(),
+                                    max_iter=1, random_state=0), X, y)
+    mine.coefs_ = [W.copy() for W in builtin.coefs_]
+    mine.intercepts_ = [b.copy() for b in builtin.intercepts_]
+    # the first layer's biases set so that units 0-2 sit at exp(z) < 0.01 on every row
+    b = mine.intercepts_[0]
+    reach = np.abs(X @ builtin.coefs_[0]).max(axis=0)
+    b[:3] = -reach[:3] - 5.0
+    builtin.intercepts_[0][:] = b
+    ours, theirs = diagnose(mine, X)[0], diagnose(builtin, X)[0]
+    assert ours.saturated_fraction == theirs.saturated_fraction == 3 / 8
+
+
 def test_sigmoid_layer_with_huge_weights_is_saturated(data):
     X, y = data
     est = _fit(MLPScratchClassifier((10,), activation="sigmoid", max_iter=5,
@@ -255,6 +291,44 @@ def test_diagnose_refuses_targets_of_another_kind_than_the_fitted_ones(data):
                X, y * 1.5)
     with pytest.raises(ValueError, match="y contains NaN"):
         diagnose(reg, X, np.where(np.arange(len(X)) == 3, np.nan, 1.0))
+
+
+@pytest.mark.parametrize("make_y, given", [
+    (lambda y: y + 0.5, "continuous"),
+    (lambda y: np.column_stack([y, (np.arange(len(y)) % 3)]), "multiclass-multioutput"),
+])
+def test_diagnose_names_targets_no_classifier_takes(data, make_y, given):
+    """Not sklearn's "Unknown label type" with the whole array in it."""
+    X, y = data
+    est = _fit(MLPScratchClassifier((4,), max_iter=2, random_state=0), X, y)
+    with pytest.raises(ValueError, match=f"^y is {given}, but the model was fitted on "
+                                         "binary targets.$"):
+        diagnose(est, X, make_y(y))
+
+
+@pytest.mark.parametrize("class_weight", [{0: 1.0, 1: 3.0}, "balanced"])
+def test_diagnose_takes_a_column_y_as_fit_does(data, class_weight):
+    """A column of labels is one target, in fit and in diagnose (with a dict of class
+    weights, it was taken for a multi-label y)."""
+    X, y = data
+    est = _fit(MLPScratchClassifier((4,), class_weight=class_weight, max_iter=2,
+                                    random_state=0), X, y)
+    with pytest.warns(DataConversionWarning):
+        column = diagnose(est, X, y[:, None])[0].grad_norm
+    assert column == diagnose(est, X, y)[0].grad_norm
+
+
+@pytest.mark.parametrize("params", [{}, {"loss": "poisson"}])
+def test_diagnose_refuses_negative_targets_as_fit_does(params):
+    """A ReLU or exp output, whose fit refuses negative targets: no objective to
+    differentiate for them either."""
+    X, y = make_regression(n_samples=60, n_features=4, random_state=0)
+    y = np.abs(y)
+    est = _fit(MLPScratchRegressor(hidden_layer_sizes=(4,), max_iter=5,
+                                   random_state=0, **params), X, y)
+    assert diagnose(est, X, y)[0].grad_norm > 0
+    with pytest.raises(ValueError, match="y has negative values"):
+        diagnose(est, X, y - 1.0)
 
 
 def test_diagnose_wants_y_with_sample_weight(data):

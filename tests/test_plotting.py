@@ -211,7 +211,8 @@ def test_plot_activations_names_points_it_cannot_draw(z, problem):
 
 
 def test_the_plots_name_an_empty_ax_and_a_model_given_for_a_diagnosis(fitted):
-    with pytest.raises(ValueError, match="ax is empty"):
+    with pytest.raises(ValueError, match="ax holds 0 Axes, but this plot draws on an "
+                                         "Axes or 2 of them"):
         plot_activations("relu", ax=[])
     with pytest.raises(TypeError, match="draws a Diagnosis, what diagnose"):
         plot_diagnostics(fitted[0]["relu"])  # the model, not its diagnosis
@@ -224,3 +225,32 @@ def test_plot_diagnostics_draws_some_of_the_layers(fitted):
     for part in (diagnosis[1:], list(diagnosis)[1:]):
         fig = plot_diagnostics(part)
         assert len(fig.axes[0].get_xticks()) == 1
+
+
+def test_the_one_panel_plots_name_a_pair_of_axes(fitted):
+    """A pair of Axes for a plot of one panel: named, not an unpacking error."""
+    models, X, _ = fitted
+    _, pair = plt.subplots(1, 2)
+    with pytest.raises(ValueError, match="ax holds 2 Axes, but this plot draws on an "
+                                         "Axes: give an Axes, or None"):
+        plot_loss_curves(models["relu"], ax=pair)
+    with pytest.raises(ValueError, match="ax holds 2 Axes"):
+        plot_diagnostics(diagnose(models["relu"], X), ax=pair)
+    _, grid = plt.subplots(2, 2)
+    with pytest.raises(ValueError, match="ax holds 4 Axes, but this plot draws on an "
+                                         "Axes or 2 of them"):
+        plot_activations("relu", ax=grid)
+    fig = plot_activations("relu", ax=grid[1])  # a row of a grid: a pair
+    assert fig is grid[1, 0].figure and grid[1, 1].get_lines()
+
+
+def test_loss_curves_of_lbfgs_are_per_iteration(fitted):
+    models, X, y = fitted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lbfgs = MLPScratchClassifier((4,), solver="lbfgs", max_iter=20,
+                                     random_state=0).fit(X, y)
+    assert plot_loss_curves(lbfgs).axes[0].get_xlabel() == "iteration"
+    assert plot_loss_curves(models["relu"]).axes[0].get_xlabel() == "epoch"
+    mixed = plot_loss_curves([lbfgs, models["relu"]]).axes[0]
+    assert mixed.get_xlabel() == "epoch (L-BFGS: iteration)"
