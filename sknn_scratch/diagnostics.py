@@ -275,6 +275,8 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
     """Norm of dJ/dW for each hidden layer, with the targets encoded and the rows
     weighted as in ``fit``."""
     net = estimator._network
+    if sp.issparse(y) and hasattr(estimator, "classes_"):
+        y = y.toarray()  # multi-label indicators, which a classifier's fit takes sparse
     y = check_array(y, ensure_2d=False, dtype=None, input_name="y")  # finite, as fit's
     if len(y) != X.shape[0]:
         raise ValueError(f"y has {len(y)} rows but X has {X.shape[0]}.")

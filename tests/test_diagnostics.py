@@ -331,6 +331,19 @@ def test_diagnose_refuses_negative_targets_as_fit_does(params):
         diagnose(est, X, y - 1.0)
 
 
+def test_diagnose_takes_sparse_multilabel_targets_as_fit_does(data):
+    X, y = data
+    Y = np.column_stack([y, 1 - y, y])
+    est = _fit(MLPScratchClassifier((4,), max_iter=2, random_state=0), X,
+               sp.csr_matrix(Y))
+    assert diagnose(est, X, sp.csr_matrix(Y))[0].grad_norm == diagnose(est, X, Y)[
+        0].grad_norm
+    reg = _fit(MLPScratchRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0),
+               X, Y * 1.5)
+    with pytest.raises(TypeError, match="Sparse data was passed for y"):  # as its fit
+        diagnose(reg, X, sp.csr_matrix(Y))
+
+
 def test_diagnose_wants_y_with_sample_weight(data):
     X, y = data
     est = _fit(MLPScratchClassifier((4,), max_iter=2, random_state=0), X, y)
