@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import activations as _act
 from . import initializers as _init
 from . import _threads, solvers
-from ._processes import (ProcessTeam, _usable_cpus, inside_parallel_worker,
+from ._processes import (ProcessTeam, WholeSteps, _usable_cpus, inside_parallel_worker,
                          numpy_one_thread, resolve_n_jobs, using_blas)
 from .network import Network, abs_max
 from .solvers import SGD, Adam, lbfgs
@@ -491,9 +491,13 @@ class BaseMLPScratch(BaseEstimator):
         # epochs of the model's loss curve before the weights in _last_finite (0: the
         # weights its first epoch started from), for the divergence warning's wording
         self._last_finite_epochs = len(self.loss_curve_)
+        # a Ctrl-C during a step waits for the step's end (a team's epoch hands its
+        # weights back whole or not at all: fetch_params)
+        steps = WholeSteps() if team is None else None
         try:
-            with team if team is not None else self._blas_threads_for(gather,
-                                                                      incremental):
+            with (team if team is not None else self._blas_threads_for(gather,
+                                                                       incremental),
+                  contextlib.nullcontext() if steps is None else steps):
                 # copies made once a team has moved the optimizer's moments to shared
                 # memory, not while they were in both places: a lower peak
                 if val is not None:
@@ -516,7 +520,7 @@ class BaseMLPScratch(BaseEstimator):
                 for _ in range(self.max_iter):
                     if team is None:
                         np.copyto(self._epoch_start, self._params)
-                    loss, rows = self._run_epoch(gather, grad, team, order)
+                    loss, rows = self._run_epoch(gather, grad, team, order, steps)
                     self.loss_ = np.float64(loss)  # a numpy float, as scikit-learn's
                     self.n_iter_ += 1
                     self.t_ += rows  # the rows trained on: batches of weight 0 are not
@@ -633,10 +637,11 @@ class BaseMLPScratch(BaseEstimator):
         """Whether epochs visit the rows in a new order: one batch needs none."""
         return bool(self.shuffle) and gather.batch_size < gather.X.shape[0]
 
-    def _run_epoch(self, gather, grad, team=None, order=None):
+    def _run_epoch(self, gather, grad, team=None, order=None, steps=None):
         """One pass over the data in mini-batches: ``(mean batch objective, rows of the
         batches trained on)``. ``order``: the previous epoch's order of the rows,
-        shuffled here (in place) when the epochs shuffle."""
+        shuffled here (in place) when the epochs shuffle. ``steps``: the fit's
+        :class:`WholeSteps`, which takes the optimizer's steps."""
         n, batch_size = gather.X.shape[0], gather.batch_size
         net, opt, params = self._network, self._optimizer, self._params
         shuffled = self._shuffles(gather)
@@ -666,8 +671,9 @@ class BaseMLPScratch(BaseEstimator):
                           * (stop - start))
                 rows += stop - start
                 stepping = True
-                opt.step(params, grad)
+                steps.step(opt, params, grad)
                 stepping = False
+                steps.deliver()  # a Ctrl-C that came during the step: its weights stay
         except BaseException:
             if stepping:  # a step cut short: its moments are out of step with the weights
                 self._stale_optimizer = True

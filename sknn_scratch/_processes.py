@@ -43,7 +43,8 @@ import threadpoolctl
 
 from ._threads import numpy_blas_pool, scipy_blas_pool
 
-__all__ = ["ProcessTeam", "last_team_memory", "resolve_n_jobs", "using_blas"]
+__all__ = ["ProcessTeam", "WholeSteps", "last_team_memory", "resolve_n_jobs",
+           "using_blas"]
 
 #: Memory of the latest team in this process, for memory benchmarks (bytes): the shared
 #: memory it held, and when tracemalloc was tracing, each forked process's traced peak
@@ -700,6 +701,62 @@ def _each(steps):
             errors.append(exc)
     if errors:
         raise next((e for e in errors if not isinstance(e, Exception)), errors[0])
+
+
+class WholeSteps:
+    """Around a one-process fit's epochs: a Ctrl-C that comes during an optimizer step
+    is raised once the step is done (:meth:`step`, then :meth:`deliver`), so that a fit
+    cut short keeps the weights of an update. A step can change the weights in more
+    than one pass: SGD with Nesterov momentum adds to them twice, and a step split over
+    two threads updates each half of them in its own thread, where a Ctrl-C would stop
+    this thread's half and not the other's. Any other Ctrl-C is raised where it comes.
+
+    The handler is swapped once per fit (about 10 us), not at every step; in the main
+    thread only (KeyboardInterrupt is raised there alone), over a handler installed
+    from Python (the default one, or a user's), which it then calls.
+    """
+
+    def __init__(self):
+        self._previous = self._pending = None
+        self._stepping = False
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if callable(previous):  # not SIG_IGN, SIG_DFL, or one set outside Python
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def __exit__(self, *exc):
+        previous, self._previous = self._previous, None
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+            if self._pending is not None:  # held during a step that then failed
+                pending, self._pending = self._pending, None
+                previous(*pending)
+        return False
+
+    def _hold(self, signum, frame):
+        if self._stepping:
+            self._pending = (signum, frame)
+        else:
+            self._previous(signum, frame)
+
+    def step(self, optimizer, params, grad):
+        """``optimizer.step(params, grad)``, whole: a Ctrl-C meanwhile waits for
+        :meth:`deliver`."""
+        self._stepping = True
+        try:
+            optimizer.step(params, grad)
+        finally:
+            self._stepping = False
+
+    def deliver(self):
+        """Raise the Ctrl-C held back during the latest step, if any."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._previous(*pending)
 
 
 @contextlib.contextmanager

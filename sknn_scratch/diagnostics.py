@@ -306,12 +306,12 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
     flat = net.pack(estimator.coefs_, estimator.intercepts_,
                     getattr(estimator, "_slopes", None))
     grad = np.empty_like(flat)
-    try:
-        # the loss's value is not used: one that overflows is no concern of the gradient's
-        with using_blas(), np.errstate(over="ignore", invalid="ignore"):
-            net.loss_grad(flat, X, Y, sw, estimator.alpha, grad)
-    finally:
-        net.release()  # the batch buffers are the training loop's business
+    # buffers of this call's own: diagnose may run in several threads at once, and
+    # the estimator's network's buffers are its training loop's
+    net = net.with_own_buffers()
+    # the loss's value is not used: one that overflows is no concern of the gradient's
+    with using_blas(), np.errstate(over="ignore", invalid="ignore"):
+        net.loss_grad(flat, X, Y, sw, estimator.alpha, grad)
     gcoefs = net.unpack(grad)[0]
     return [_at_unit_scale(np.linalg.norm, g) for g in gcoefs[:-1]]
 

@@ -107,8 +107,14 @@ class Network:
         between the two layouts."""
         if fortran[0]:  # the first layer's products take X as it comes
             raise ValueError("The first layer's coefficients stay in C order.")
-        net = copy.copy(self)
+        net = self.with_own_buffers()
         net._coef_fortran = [bool(f) for f in fortran]
+        return net
+
+    def with_own_buffers(self):
+        """A copy of this network with batch buffers (and cached views) of its own:
+        for passes that may run while another thread runs passes of this one."""
+        net = copy.copy(self)
         net._work, net._view_cache, net._plans = None, [], []
         return net
 

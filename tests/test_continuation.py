@@ -4,6 +4,8 @@ model it would have replaced, and rows of weight 0 never stop a fit."""
 
 import pickle
 import re
+import signal
+import threading
 import warnings
 
 import numpy as np
@@ -530,3 +532,92 @@ def test_a_first_fit_refused_after_its_draws_puts_back_the_random_state():
     with pytest.raises(ValueError, match="sum to zero"):
         est.fit(X, Y_REG, sample_weight=np.zeros(len(X)) + (np.arange(len(X)) == 0))
     assert pickle.dumps(rng.get_state()) == state and not hasattr(est, "coefs_")
+
+
+# ------------------------------------------------- Ctrl-C during an optimizer step
+def _fit_interrupted(monkeypatch, where, solver, at=6):
+    """A classifier fitted on batches of 8 (5 steps an epoch) with a Ctrl-C at its
+    ``at``-th optimizer step: "after" the step, "inside" it (between the passes that
+    change the weights) or "before" it (in the batch's gradient)."""
+    from sknn_scratch import network, solvers
+
+    calls = []
+
+    def interrupt_at(fn, count=lambda *args: True):
+        def wrapped(*args, **kwargs):
+            if count(*args):
+                calls.append(1)
+                if len(calls) == at and where != "after":
+                    signal.raise_signal(signal.SIGINT)
+            out = fn(*args, **kwargs)
+            if where == "after" and count(*args) and len(calls) == at:
+                signal.raise_signal(signal.SIGINT)
+            return out
+        return wrapped
+
+    if where == "inside" and solver == "sgd":
+        # Nesterov's step adds to the weights, takes np.multiply, adds again
+        class Numpy:
+            def __getattr__(self, name):
+                return getattr(np, name)
+
+            multiply = staticmethod(interrupt_at(np.multiply))
+
+        monkeypatch.setattr(solvers, "np", Numpy())
+    elif where == "inside":  # adam, split over two threads: this thread's half
+        main = threading.main_thread()
+        monkeypatch.setattr(solvers.Adam, "update", interrupt_at(
+            solvers.Adam.update, lambda *args: threading.current_thread() is main))
+    elif where == "before":
+        monkeypatch.setattr(network.Network, "loss_grad",
+                            interrupt_at(network.Network.loss_grad))
+    else:
+        monkeypatch.setattr(solvers._Stochastic, "step",
+                            interrupt_at(solvers._Stochastic.step))
+    if solver == "adam":  # every step split in two threads, as a large one may be
+        monkeypatch.setattr(solvers, "two_threads", lambda work, min_size: True)
+        monkeypatch.setattr(solvers, "timed_split",
+                            lambda kind, work, min_size, run: run(True))
+    est = MLPScratchClassifier(solver=solver, batch_size=8,
+                               **dict(SMALL, max_iter=3))
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        est.fit(X, Y_CLS)
+    monkeypatch.undo()
+    assert len(calls) >= at
+    return est
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_a_ctrl_c_during_a_step_keeps_the_weights_of_the_whole_step(monkeypatch,
+                                                                    solver):
+    """Nesterov's SGD changes the weights in two passes, and a step split over two
+    threads in one per thread: a Ctrl-C between them left weights of no update (half of
+    them stepped). It is raised once the step is done."""
+    inside = _fit_interrupted(monkeypatch, "inside", solver)
+    after = _fit_interrupted(monkeypatch, "after", solver)
+    for a, b in zip(inside.coefs_ + inside.intercepts_, after.coefs_ + after.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    # the step was whole: the optimizer goes on from it
+    assert inside._optimizer is not None and after._optimizer is not None
+    for a, b in zip(inside._optimizer.state(), after._optimizer.state()):
+        np.testing.assert_array_equal(a, b)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_outside_a_step_is_raised_where_it_comes(monkeypatch):
+    """In the gradient of the 6th batch: the weights of 5 steps, as after the 5th."""
+    before = _fit_interrupted(monkeypatch, "before", "sgd")
+    after = _fit_interrupted(monkeypatch, "after", "sgd", at=5)
+    for a, b in zip(before.coefs_, after.coefs_):
+        np.testing.assert_array_equal(a, b)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_fit_off_the_main_thread_leaves_the_ctrl_c_handler_alone(monkeypatch):
+    seen = []
+    monkeypatch.setattr(signal, "signal", lambda *args: seen.append(args))
+    thread = threading.Thread(target=lambda: _quiet(
+        MLPScratchClassifier(**SMALL).fit, X, Y_CLS))
+    thread.start()
+    thread.join()
+    assert seen == []
