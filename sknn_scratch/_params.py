@@ -22,8 +22,11 @@ class ParamsMixin:
 
     def _check_params(self):
         """Raise a ValueError naming the first parameter out of its range."""
+        own = self.get_params()  # a subclass may take other parameters than its parent
         for name, least in self._real_params.items():
-            value = getattr(self, name)
+            if name not in own:
+                continue
+            value = own[name]
             if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
                     and math.isfinite(value) and (least is None or value >= least)):
                 need = "a finite real number" + ("" if least is None else f" >= {least}")
@@ -47,7 +50,17 @@ class ParamsMixin:
 
     def get_params(self, deep=True):
         """Return the constructor parameters as a dict."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
+        params = {}
+        for name in self._get_param_names():
+            try:
+                params[name] = getattr(self, name)
+            except AttributeError:
+                raise AttributeError(
+                    f"{type(self).__name__} has no attribute {name!r}, which its "
+                    f"__init__ takes: as in a scikit-learn estimator, each __init__ "
+                    f"argument must be stored under its own name (self.{name} = "
+                    f"{name}), where get_params, clone and the repr read it.") from None
+        return params
 
     def set_params(self, **params):
         """Set constructor parameters; unknown names raise ``ValueError``."""

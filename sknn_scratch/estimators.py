@@ -469,6 +469,11 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
             act = _act.ReLU() if Y.min() >= 0 else _act.Identity()
         else:
             act = _resolve("output_activation", _act.get, spec)
+            if act.learnable:  # its slopes would stay as they start: a LeakyReLU
+                raise InvalidParameterError(
+                    f"output_activation={spec!r} learns per-unit parameters, which only "
+                    "hidden layers train: use LeakyReLU(negative_slope=...) for a "
+                    "fixed slope.")
             if act.output_only:
                 raise InvalidParameterError(
                     f"output_activation={spec!r} is for classification; use "

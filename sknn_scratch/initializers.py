@@ -29,7 +29,9 @@ __all__ = [
 class Initializer(ParamsMixin):
     """Base class: ``__call__(fan_in, fan_out, random_state) -> ndarray``.
 
-    ``random_state`` is a :class:`numpy.random.RandomState`; never the global one.
+    ``random_state`` is a :class:`numpy.random.RandomState`: the estimator's, from its
+    ``random_state`` parameter (numpy's global one when that is None, as in
+    scikit-learn).
 
     Examples
     --------

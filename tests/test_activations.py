@@ -674,3 +674,209 @@ def test_a_mean_out_of_reach_starts_the_output_where_it_still_learns(act, beyond
     bias = act.inverse(np.array(beyond))
     assert np.isfinite(bias).all()
     assert (act.derivative(bias) >= 0.0099 * act.max_derivative).all()
+
+
+# ------------------------------------------ users' objects: what fit takes and names
+def _iris():
+    from sklearn.datasets import load_iris
+    X, y = load_iris(return_X_y=True)
+    return (X - X.mean(axis=0)) / X.std(axis=0), y
+
+
+def _fit_quietly(est, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return est.fit(X, y)
+
+
+def test_a_subclass_of_a_builtin_with_parameters_of_its_own_is_fitted():
+    """The parent's range checks are of the parent's parameters: a subclass that takes
+    others raised AttributeError ('negative_slope', 'std') at fit."""
+    from sknn_scratch import MLPScratchClassifier
+    from sknn_scratch.initializers import RandomNormal
+
+    class MyLeaky(LeakyReLU):
+        def __init__(self, slope=0.2):
+            self.slope = slope
+
+        def forward(self, z):
+            return np.where(z > 0, z, self.slope * z)
+
+        def derivative(self, z):
+            return np.where(z > 0, 1.0, self.slope)
+
+    class MyNormal(RandomNormal):
+        def __init__(self, sigma=0.1):
+            self.sigma = sigma
+
+        def __call__(self, fan_in, fan_out, random_state):
+            return random_state.normal(0, self.sigma, (fan_in, fan_out))
+
+    X, y = _iris()
+    est = _fit_quietly(MLPScratchClassifier((8,), MyLeaky(0.3), init=MyNormal(0.5),
+                                            max_iter=300, random_state=0), X, y)
+    assert est.score(X, y) > 0.8  # it trains (chance: 1/3)
+    assert est.activations_[0] == MyLeaky(0.3)
+    from sknn_scratch.diagnostics import layer_outputs
+    z = X @ est.coefs_[0] + est.intercepts_[0]
+    np.testing.assert_allclose(layer_outputs(est, X)[0], np.where(z > 0, z, 0.3 * z))
+    # the parent's own parameters are still checked where the subclass keeps them
+    class Kept(LeakyReLU):
+        def forward(self, z):
+            return np.where(z > 0, z, self.negative_slope * z)
+
+    with pytest.raises(ValueError, match="negative_slope of Kept must be a finite"):
+        _fit_quietly(MLPScratchClassifier((8,), Kept(np.nan), max_iter=5), X, y)
+
+
+def test_a_parameter_stored_under_another_name_is_named():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from sknn_scratch import MLPScratchClassifier
+
+    class Renamed(Activation):
+        def __init__(self, k=1.0):
+            self._k = k
+
+        def forward(self, z):
+            return np.tanh(z)
+
+        def derivative(self, z):
+            return 1 - np.tanh(z) ** 2
+
+    X, y = _iris()
+    with pytest.raises(InvalidParameterError, match=(
+            r"Invalid activation=Renamed\(\.\.\.\): Renamed has no attribute 'k', which "
+            r"its __init__ takes: .* stored under its own name \(self.k = k\)")):
+        MLPScratchClassifier((8,), Renamed(2.0), max_iter=5).fit(X, y)
+
+
+@pytest.mark.parametrize("body, raised", [
+    ("raise RuntimeError('boom')", "RuntimeError: boom"),
+    ("return 1 / 0", "ZeroDivisionError: division by zero"),
+])
+def test_an_initializer_that_fails_is_named(body, raised):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from sknn_scratch import MLPScratchClassifier
+    from sknn_scratch.initializers import Initializer
+
+    namespace = {"Initializer": Initializer}
+    exec(f"class Failing(Initializer):\n    def __call__(self, fan_in, fan_out, rs):\n"
+         f"        {body}\n", namespace)
+    X, y = _iris()
+    with pytest.raises(InvalidParameterError, match=(
+            rf"Invalid init=Failing\(\): calling it as init\(fan_in=4, fan_out=8, "
+            rf"random_state\) raised {raised}")):
+        MLPScratchClassifier((8,), init=namespace["Failing"](), max_iter=5).fit(X, y)
+
+
+def test_needs_input_false_without_a_backward_from_a_is_refused():
+    """The backward pass then hands the layer a = g(z) in z's place: the generic
+    backward_'s derivative(z) trained on wrong gradients (relative error 0.2)."""
+    with pytest.raises(TypeError, match="Softsign sets needs_input = False, so the "
+                                        "backward pass keeps only a = g"):
+        class Softsign(Activation):  # noqa: F841 - defining it is what raises
+            needs_input = False
+
+            def forward(self, z):
+                return z / (1 + np.abs(z))
+
+            def derivative(self, z):
+                return 1 / (1 + np.abs(z)) ** 2
+
+    class FromA(Activation):  # g' from a: what needs_input = False is for
+        needs_input = False
+
+        def forward(self, z):
+            return np.tanh(z)
+
+        def derivative(self, z):
+            return 1 - np.tanh(z) ** 2
+
+        def backward_(self, delta, z, a):
+            delta *= 1 - a ** 2
+            return delta
+
+    assert not FromA().needs_input
+
+
+def test_a_forward_in_float32_is_checked_to_its_own_precision():
+    """Differences of a float32 forward with a step of 1e-6 measure its rounding (a
+    relative error of 0.16 for a correct derivative); a wrong one is still caught."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from sknn_scratch import MLPScratchClassifier
+
+    class F32(Activation):
+        def __init__(self, scale=1.0):
+            self.scale = scale
+
+        def forward(self, z):
+            return np.tanh(z).astype(np.float32)
+
+        def derivative(self, z):
+            return (self.scale * (1 - np.tanh(z) ** 2)).astype(np.float32)
+
+    assert acts.check_derivative(F32()) < 1e-3
+    assert acts.check_derivative(F32(), eps=1e-6) > 0.01  # the old step
+    X, y = _iris()
+    for data in (X, X.astype(np.float32)):
+        _fit_quietly(MLPScratchClassifier((8,), F32(), max_iter=5), data, y)
+    with pytest.raises(InvalidParameterError, match="derivative disagrees"):
+        MLPScratchClassifier((8,), F32(1.01), max_iter=5).fit(X, y)
+
+
+def test_a_derivative_check_that_raises_is_named():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from sknn_scratch import MLPScratchClassifier
+
+    class RowWise(Activation):  # works on the 2-d probe, not on a 1-d z
+        def forward(self, z):
+            return np.tanh(z) + 0 * z[:, :1]
+
+        def derivative(self, z):
+            return 1 - np.tanh(z) ** 2
+
+    X, y = _iris()
+    with pytest.raises(InvalidParameterError, match=(
+            r"Invalid activation=RowWise\(\): checking its derivative against central "
+            r"differences of its forward, on a 1-d z .* raised IndexError")):
+        MLPScratchClassifier((8,), RowWise(), max_iter=5).fit(X, y)
+
+
+def test_learnable_activations_are_hidden_and_start_from_a_slope():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
+
+    X, y = _iris()
+    for spec in ("prelu", PReLU(0.25)):  # its slopes would never move: a LeakyReLU
+        with pytest.raises(InvalidParameterError, match=(
+                "learns per-unit parameters, which only hidden layers train")):
+            MLPScratchRegressor(hidden_layer_sizes=(8,), output_activation=spec,
+                                max_iter=5).fit(X, y)
+
+    class MyLearn(Activation):
+        learnable = True
+
+        def forward(self, z):
+            return z
+
+        def derivative(self, z):
+            return np.ones_like(z)
+
+        def forward_param_(self, z, slope):
+            return z
+
+        def derivative_param(self, z, slope):
+            return np.ones_like(z)
+
+        def backward_param_(self, delta, z, slope, grad):
+            return delta
+
+    with pytest.raises(InvalidParameterError, match=(
+            r"Invalid activation=MyLearn\(\): a learnable activation starts its "
+            r"per-unit parameters from its negative_slope")):
+        MLPScratchClassifier((8,), MyLearn(), max_iter=5).fit(X, y)
