@@ -713,11 +713,14 @@ class WholeSteps:
 
     The handler is swapped once per fit (about 10 us), not at every step; in the main
     thread only (KeyboardInterrupt is raised there alone), over a handler installed
-    from Python (the default one, or a user's), which it then calls.
+    from Python (the default one, or a user's), which it then calls, once for each
+    Ctrl-C. The fit's end puts that handler back unless the handler changed meanwhile
+    (a user's that installs another at the first Ctrl-C, say).
     """
 
     def __init__(self):
-        self._previous = self._pending = None
+        self._previous = None
+        self._pending = []
         self._stepping = False
 
     def __enter__(self):
@@ -729,19 +732,25 @@ class WholeSteps:
         return self
 
     def __exit__(self, *exc):
-        previous, self._previous = self._previous, None
-        if previous is not None:
+        previous = self._previous
+        if previous is None:
+            return False
+        # _previous stays set until the handler is back: a Ctrl-C in between still
+        # finds it
+        if signal.getsignal(signal.SIGINT) == self._hold:  # bound: a new object each
             signal.signal(signal.SIGINT, previous)
-            if self._pending is not None:  # held during a step that then failed
-                pending, self._pending = self._pending, None
-                previous(*pending)
+        self._previous = None
+        self._deliver(previous)  # held during a step that then failed
         return False
 
     def _hold(self, signum, frame):
+        previous = self._previous
         if self._stepping:
-            self._pending = (signum, frame)
-        else:
-            self._previous(signum, frame)
+            self._pending.append((signum, frame))
+        elif previous is not None:
+            previous(signum, frame)
+        else:  # pragma: no cover - only between __exit__'s two steps above
+            signal.default_int_handler(signum, frame)
 
     def step(self, optimizer, params, grad):
         """``optimizer.step(params, grad)``, whole: a Ctrl-C meanwhile waits for
@@ -753,10 +762,22 @@ class WholeSteps:
             self._stepping = False
 
     def deliver(self):
-        """Raise the Ctrl-C held back during the latest step, if any."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            self._previous(*pending)
+        """Raise the Ctrl-Cs held back during the latest step, if any."""
+        if self._pending:
+            self._deliver(self._previous)
+
+    def _deliver(self, previous):
+        """Each held Ctrl-C, in turn, to the handler it would meet now: ``previous``
+        while this one is installed, else whatever is (a user's handler may have
+        installed another at the first)."""
+        while self._pending:
+            signum, frame = self._pending.pop(0)
+            current = signal.getsignal(signal.SIGINT)
+            handler = previous if current == self._hold else current
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:  # pragma: no cover - it ends the process
+                signal.raise_signal(signal.SIGINT)
 
 
 @contextlib.contextmanager

@@ -127,22 +127,30 @@ class Activation(ParamsMixin):
     def max_derivative(self):
         """Largest ``|g'(z)|``: the scale against which a derivative counts as vanished.
 
-        Taken on a grid of ``z`` over [-10, 10]. A derivative that still grows beyond
-        it (largest at an end of the grid, and more than twice that at ``z = +-20``, as
-        exp's and 3 z^2 are) has no largest: the scale is then ``|g'(0)|``, as for
-        :class:`Exp`, or the largest ``|g'|`` over [-1, 1] where ``g'(0) = 0``.
+        Taken on a grid of ``z`` over [-10, 10], or over [-40, 40] when ``|g'|`` is
+        largest at an end of the first and still rises 1.5x from there to ``z = +-20``
+        (a rise beyond 10, as ``sigmoid(z - 12)``'s). A derivative that rises 1.5x again
+        from 20 to 40 (exp's, 3 z^2) has no largest: the scale is then ``|g'(0)|``, as
+        for :class:`Exp`, or the largest ``|g'|`` over [-1, 1] where ``g'(0) = 0``.
         """
-        z = np.linspace(-10.0, 10.0, 4001)
         with np.errstate(over="ignore", invalid="ignore"):
-            deriv = np.abs(self.derivative(z))
-            peak = float(np.max(deriv))
-            growing = (peak in (deriv[0], deriv[-1]) and not float(
-                np.max(np.abs(self.derivative(np.array([-20.0, 20.0]))))) <= 2 * peak)
-        if not growing:
-            return peak
-        at_zero = float(np.abs(self.derivative(np.zeros(1)))[0])
-        return at_zero if at_zero > 0 else float(
-            np.max(np.abs(self.derivative(np.linspace(-1.0, 1.0, 201)))))
+            def deriv(z):
+                return np.abs(np.asarray(self.derivative(np.asarray(z, float)),
+                                         dtype=np.float64))
+
+            near = deriv(np.linspace(-10.0, 10.0, 4001))
+            peak = float(np.nanmax(near))  # NaN where g' is not defined: not a peak
+            ends = [side for side, at_end in ((-1.0, near[0]), (1.0, near[-1]))
+                    if at_end == peak]
+            # each side's |g'| at 10, 20 and 40: still rising at 20, and again at 40?
+            rise = [deriv([10 * side, 20 * side, 40 * side]) for side in ends]
+            if not any(far[1] > 1.5 * far[0] for far in rise):
+                return peak  # NaN compares False: no rise seen
+            if not any(far[2] > 1.5 * far[1] for far in rise):
+                return float(np.nanmax(deriv(np.linspace(-40.0, 40.0, 16001))))
+            at_zero = float(deriv([0.0])[0])
+            return at_zero if at_zero > 0 else float(
+                np.nanmax(deriv(np.linspace(-1.0, 1.0, 201))))
 
     def forward_(self, z):
         """Overwrite ``z`` with ``g(z)`` and return it."""

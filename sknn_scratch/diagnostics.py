@@ -275,14 +275,14 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
     """Norm of dJ/dW for each hidden layer, with the targets encoded and the rows
     weighted as in ``fit``."""
     net = estimator._network
-    if sp.issparse(y) and hasattr(estimator, "classes_"):
+    binarizer = getattr(estimator, "_label_binarizer", None)
+    if sp.issparse(y) and getattr(binarizer, "y_type_", None) == "multilabel-indicator":
         y = y.toarray()  # multi-label indicators, which a classifier's fit takes sparse
     y = check_array(y, ensure_2d=False, dtype=None, input_name="y")  # finite, as fit's
     if len(y) != X.shape[0]:
         raise ValueError(f"y has {len(y)} rows but X has {X.shape[0]}.")
     if y.ndim == 2 and y.shape[1] == 1:
         y = column_or_1d(y, warn=True)  # one target, as fit takes it
-    binarizer = getattr(estimator, "_label_binarizer", None)
     if binarizer is not None:
         fitted, given = binarizer.y_type_, type_of_target(y)
         kinds = (("multilabel-indicator",) if fitted == "multilabel-indicator" else

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.special import expit
 from sklearn.base import clone
 
 from sknn_scratch import activations as acts
@@ -880,3 +881,34 @@ def test_learnable_activations_are_hidden_and_start_from_a_slope():
             r"Invalid activation=MyLearn\(\): a learnable activation starts its "
             r"per-unit parameters from its negative_slope")):
         MLPScratchClassifier((8,), MyLearn(), max_iter=5).fit(X, y)
+
+
+def _elementwise(forward, derivative):
+    class Custom(Activation):
+        def forward(self, z):
+            return forward(np.asarray(z, dtype=float))
+
+        def derivative(self, z):
+            return derivative(np.asarray(z, dtype=float))
+
+    return Custom()
+
+
+def _naive_sigmoid(z):
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.exp(z) / (1 + np.exp(z))  # NaN where exp overflows
+
+
+@pytest.mark.parametrize("forward, derivative, scale", [
+    (np.exp, np.exp, 1.0),  # no largest: g'(0), as Exp's
+    (lambda z: z ** 3, lambda z: 3 * z ** 2, 3.0),  # g'(0) = 0: the largest on [-1, 1]
+    (lambda z: z ** 2 / 2, lambda z: z, 1.0),
+    # bounded, its rise beyond z = 10: its largest (it was taken for growing: 6e-6)
+    (lambda z: np.logaddexp(0, z - 12), lambda z: expit(z - 12), 1.0),
+    # bounded, NaN beyond z = 14 (it was taken for growing: 0.5)
+    (lambda z: np.logaddexp(0, 50 * z) / 50, lambda z: _naive_sigmoid(50 * z), 1.0),
+    (np.tanh, lambda z: 1 - np.tanh(z) ** 2, 1.0),
+], ids=["exp", "cube", "square", "softplus_shifted", "naive_sharp_softplus", "tanh"])
+def test_max_derivative_of_a_users_activation(forward, derivative, scale):
+    assert _elementwise(forward, derivative).max_derivative == pytest.approx(scale,
+                                                                             rel=1e-9)

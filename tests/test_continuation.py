@@ -621,3 +621,68 @@ def test_a_fit_off_the_main_thread_leaves_the_ctrl_c_handler_alone(monkeypatch):
     thread.start()
     thread.join()
     assert seen == []
+
+
+def _step_raising(monkeypatch, at, signals=1, then=None):
+    """Make the ``at``-th optimizer step from now send ``signals`` Ctrl-Cs while it
+    runs, then raise ``then`` (if given) before it returns."""
+    from sknn_scratch import solvers
+
+    calls, step = [], solvers._Stochastic.step
+
+    def stepping(self, params, grad):
+        calls.append(1)
+        step(self, params, grad)
+        if len(calls) == at:
+            for _ in range(signals):
+                signal.raise_signal(signal.SIGINT)
+            if then is not None:
+                raise then
+
+    monkeypatch.setattr(solvers._Stochastic, "step", stepping)
+
+
+def test_a_users_handler_gets_every_ctrl_c_of_a_step_and_keeps_its_changes(monkeypatch):
+    """A handler that counts presses and, at the first, installs Python's own (press
+    twice to stop at once): called once per Ctrl-C, and what it installed stays."""
+    presses = []
+
+    def graceful(signum, frame):
+        presses.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, graceful)
+    _step_raising(monkeypatch, at=3, signals=2)
+    est = MLPScratchClassifier(solver="sgd", batch_size=8, **SMALL)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        est.fit(X, Y_CLS)  # the second press reached Python's own handler
+    assert presses == [signal.SIGINT]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_cs_held_in_a_step_that_fails_are_delivered(monkeypatch):
+    presses = []
+    signal.signal(signal.SIGINT, lambda signum, frame: presses.append(signum))
+    _step_raising(monkeypatch, at=3, signals=2, then=RuntimeError("boom"))
+    est = MLPScratchClassifier(solver="sgd", batch_size=8, **SMALL)
+    with pytest.raises(RuntimeError, match="boom"):
+        est.fit(X, Y_CLS)
+    assert presses == [signal.SIGINT, signal.SIGINT]
+    assert signal.getsignal(signal.SIGINT) is not None  # a lambda: put back, not _hold
+    assert "WholeSteps" not in repr(signal.getsignal(signal.SIGINT))
+    # with Python's own handler, the held Ctrl-C interrupts the fit
+    monkeypatch.undo()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _step_raising(monkeypatch, at=3, then=RuntimeError("boom"))
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        MLPScratchClassifier(solver="sgd", batch_size=8, **SMALL).fit(X, Y_CLS)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_ignored_ctrl_c_stays_ignored(monkeypatch):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _step_raising(monkeypatch, at=3)
+    est = _quiet(MLPScratchClassifier(solver="sgd", batch_size=8, **SMALL).fit, X,
+                 Y_CLS)
+    assert est.n_iter_ == SMALL["max_iter"]
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN

@@ -617,3 +617,12 @@ def test_diagnostics_name_an_estimator_that_is_not_ours(data):
         with pytest.raises(TypeError, match="take an MLPScratchClassifier or "
                                             "MLPScratchRegressor, got MLPClassifier"):
             call(theirs, X)
+
+
+def test_diagnose_refuses_a_sparse_y_of_a_single_label_model_as_fit_does(data):
+    X, y = data
+    est = _fit(MLPScratchClassifier((4,), max_iter=2, random_state=0), X, y)
+    for call in (lambda: diagnose(est, X, sp.csr_matrix(y[:, None])),
+                 lambda: MLPScratchClassifier((4,)).fit(X, sp.csr_matrix(y[:, None]))):
+        with pytest.raises(TypeError, match="Sparse data was passed for y"):
+            call()
