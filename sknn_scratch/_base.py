@@ -215,7 +215,7 @@ class BaseMLPScratch(BaseEstimator):
             raise
         finally:
             for name in ("_stale_optimizer", "_best_params", "_last_finite",
-                         "_last_finite_epochs", "_epoch_start"):
+                         "_last_finite_epochs", "_epoch_start", "_team"):
                 self.__dict__.pop(name, None)  # the training loop's, whatever happened
             network.release()
         if not incremental:  # partial_fit: a forward pass would cost a third of a call
@@ -498,6 +498,9 @@ class BaseMLPScratch(BaseEstimator):
             with (team if team is not None else self._blas_threads_for(gather,
                                                                        incremental),
                   contextlib.nullcontext() if steps is None else steps):
+                # a copy of the estimator taken meanwhile (pickle, deepcopy) asks the
+                # team for the optimizer's moments in its own layout (__getstate__)
+                self._team = team
                 # copies made once a team has moved the optimizer's moments to shared
                 # memory, not while they were in both places: a lower peak
                 if val is not None:
@@ -557,6 +560,7 @@ class BaseMLPScratch(BaseEstimator):
         else:
             interrupted = False
         del gather, grad, team
+        self.__dict__.pop("_team", None)
         if not finite_at_end:
             self._restore_last_finite(val, self.n_iter_ + interrupted)
         self._network.release()  # the batch buffers
@@ -919,6 +923,13 @@ class BaseMLPScratch(BaseEstimator):
         state.pop("_params", None)  # coefs_ / intercepts_ hold the values already
         state.pop("_views", None)
         state.pop("_kept_finite", None)
+        return state
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        team = state.pop("_team", None)  # an n_jobs team is training this estimator
+        if team is not None:
+            state["_optimizer"] = team.home_optimizer()
         return state
 
     def __sklearn_tags__(self):

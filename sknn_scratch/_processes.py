@@ -29,6 +29,7 @@ one-process fit to rounding, and equals bitwise every fit with the same ``n_jobs
 """
 
 import contextlib
+import copy
 import mmap
 import os
 import pickle
@@ -362,6 +363,16 @@ class ProcessTeam:
         self.control[_OP] = _IN_ORDER if random_state is None else _SHUFFLED
         self.control[_CMD] += 1
         return self._epoch(0, random_state is not None)
+
+    def home_optimizer(self):
+        """A copy of the optimizer whose moments are in the estimator's layout (a copy
+        of the estimator taken while the team runs: the moments there are in the
+        team's)."""
+        opt = copy.copy(self.optimizer)
+        for name in self._moved:
+            setattr(opt, name, self.network.relay(getattr(self.optimizer, name),
+                                                  self.home))
+        return opt
 
     def fetch_params(self):
         """The parameters as the latest epoch left them."""

@@ -1057,3 +1057,39 @@ def test_a_team_costs_one_parameter_vector_more_than_one_process(forks):
     # (the L2 term's scratch, the loss on its rows). A copy of the epoch's start, or
     # the moments counted both in private and in shared memory, would add 1 to 2 more
     assert max(own, team["peak_bytes"]) <= one + 1.3 * vector
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("copy_of", [pickle.dumps, "deepcopy"])
+def test_a_copy_taken_while_a_team_trains_has_the_estimators_layout(monkeypatch,
+                                                                    copy_of):
+    """A checkpoint between two epochs (here from the verbose print): the team keeps
+    the optimizer's moments in its own layout (WIDE's second layer in Fortran order),
+    which a copy took as they were; a partial_fit from it went on from permuted
+    moments."""
+    import copy
+    import io
+
+    params = dict(SMALL, hidden_layer_sizes=WIDE, n_jobs=2)
+    est = _clf(**params, verbose=True)  # SMALL: 3 epochs
+    snapshots = []
+
+    class Checkpoint(io.StringIO):
+        def write(self, text):
+            if text.startswith("Iteration 2,"):
+                snapshots.append(pickle.loads(copy_of(est)) if callable(copy_of)
+                                 else copy.deepcopy(est))
+            return super().write(text)
+
+    monkeypatch.setattr(sys, "stdout", Checkpoint())
+    _fit_quietly(est, X, Y_CLS)
+    monkeypatch.undo()
+    two = _fit_quietly(_clf(**{**params, "max_iter": 2}), X, Y_CLS)
+    (snapshot,) = snapshots
+    assert snapshot.n_iter_ == 2 and "_team" not in vars(snapshot)
+    for a, b in zip(_arrays(snapshot), _arrays(two)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(snapshot._optimizer.state(), two._optimizer.state()):
+        assert not _in_shared_memory(a)
+        np.testing.assert_array_equal(a, b)
+    assert "_team" not in vars(est)
