@@ -923,12 +923,8 @@ class BaseMLPScratch(BaseEstimator):
         state.pop("_params", None)  # coefs_ / intercepts_ hold the values already
         state.pop("_views", None)
         state.pop("_kept_finite", None)
-        return state
-
-    def __getstate__(self):
-        state = super().__getstate__()
         team = state.pop("_team", None)  # an n_jobs team is training this estimator
-        if team is not None:
+        if team is not None:  # its moments are in the team's layout meanwhile
             state["_optimizer"] = team.home_optimizer()
         return state
 
