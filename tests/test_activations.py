@@ -7,12 +7,17 @@ import numpy as np
 import pytest
 from scipy.special import expit
 from sklearn.base import clone
+from sklearn.datasets import load_iris
+from sklearn.utils._param_validation import InvalidParameterError
 
+from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
 from sknn_scratch import activations as acts
 from sknn_scratch.activations import (
     ELU, GELU, Activation, Identity, LeakyReLU, PReLU, ReLU, SiLU, Sigmoid, Softmax,
     check_derivative,
 )
+from sknn_scratch.diagnostics import layer_outputs
+from sknn_scratch.initializers import Initializer, RandomNormal
 
 NAMES = acts._activations.names()
 # every built-in, and parameters off their defaults: an ELU whose alpha is not 1 (its
@@ -268,10 +273,6 @@ def test_an_activation_taking_its_function_from_a_mixin_trains_with_it():
     """forward and derivative from a mixin placed before a built-in: its fast passes
     (ReLU's mask) used to stay, and the network computed ReLU while the derivative
     check, which calls forward and derivative, passed."""
-    from sklearn.datasets import load_iris
-
-    from sknn_scratch import MLPScratchClassifier
-    from sknn_scratch.diagnostics import layer_outputs
 
     class TanhMixin:
         def forward(self, z):
@@ -303,7 +304,6 @@ def test_a_subclass_defining_forward_and_its_fast_pass_drops_the_parents_backwar
     """A forward of its own with its own forward_, the derivative inherited: the
     parent's backward_, written for the parent's function (sigmoid's a (1 - a)), is
     not this one's; it was kept once, and the gradient came out of the wrong sign."""
-    from scipy.special import expit
 
     class ShiftedSigmoid(Sigmoid):
         def forward(self, z):
@@ -324,7 +324,6 @@ def test_a_subclass_defining_forward_and_its_fast_pass_drops_the_parents_backwar
 def test_a_subclass_whose_backward_reads_z_gets_z():
     """Its own derivative and a backward_ that reads z, under a parent that computes
     from a = g(z) (needs_input False): the network must pass z, not a."""
-    from scipy.special import expit
 
     class ZSigmoid(Sigmoid):
         def derivative(self, z):
@@ -338,8 +337,6 @@ def test_a_subclass_whose_backward_reads_z_gets_z():
     X, y = np.random.RandomState(0).randn(40, 3), np.arange(40) % 2
     losses = []
     for act in (Sigmoid(), ZSigmoid()):
-        from sknn_scratch import MLPScratchClassifier
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             losses.append(MLPScratchClassifier((4,), activation=act, solver="lbfgs",
@@ -389,7 +386,6 @@ def test_long_arrays_take_the_vectorized_sigmoid_and_agree_with_expit(dtype,
     """From acts._VECTORIZED_FROM elements the sigmoid is numpy's four passes, not
     scipy's expit: the same values to a few ulps, in place, without a warning, at
     every extreme."""
-    from scipy.special import expit
     big = float(np.finfo(dtype).max)
     extremes = [0.0, -0.0, 1e-300, -1e-300, -745.0, -746.0, -710.0, 709.0, 800.0,
                 -800.0, -90.0, 90.0, big, -big, np.inf, -np.inf]
@@ -579,13 +575,7 @@ def test_a_subclass_that_redefines_forward_or_derivative_gets_passes_from_them(a
 
 @pytest.mark.parametrize("act", SUBCLASSES, ids=lambda a: type(a).__name__)
 def test_a_network_of_a_subclass_computes_the_subclass_function(act):
-    from sklearn.datasets import load_iris
-
-    from sknn_scratch import MLPScratchClassifier
-    from sknn_scratch.diagnostics import layer_outputs
-
-    X, y = load_iris(return_X_y=True)
-    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    X, y = _iris()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # not converged in 3 epochs
         est = MLPScratchClassifier((5,), activation=act, max_iter=3,
@@ -679,7 +669,6 @@ def test_a_mean_out_of_reach_starts_the_output_where_it_still_learns(act, beyond
 
 # ------------------------------------------ users' objects: what fit takes and names
 def _iris():
-    from sklearn.datasets import load_iris
     X, y = load_iris(return_X_y=True)
     return (X - X.mean(axis=0)) / X.std(axis=0), y
 
@@ -693,8 +682,6 @@ def _fit_quietly(est, X, y):
 def test_a_subclass_of_a_builtin_with_parameters_of_its_own_is_fitted():
     """The parent's range checks are of the parent's parameters: a subclass that takes
     others raised AttributeError ('negative_slope', 'std') at fit."""
-    from sknn_scratch import MLPScratchClassifier
-    from sknn_scratch.initializers import RandomNormal
 
     class MyLeaky(LeakyReLU):
         def __init__(self, slope=0.2):
@@ -718,7 +705,6 @@ def test_a_subclass_of_a_builtin_with_parameters_of_its_own_is_fitted():
                                             max_iter=300, random_state=0), X, y)
     assert est.score(X, y) > 0.8  # it trains (chance: 1/3)
     assert est.activations_[0] == MyLeaky(0.3)
-    from sknn_scratch.diagnostics import layer_outputs
     z = X @ est.coefs_[0] + est.intercepts_[0]
     np.testing.assert_allclose(layer_outputs(est, X)[0], np.where(z > 0, z, 0.3 * z))
     # the parent's own parameters are still checked where the subclass keeps them
@@ -731,10 +717,6 @@ def test_a_subclass_of_a_builtin_with_parameters_of_its_own_is_fitted():
 
 
 def test_a_parameter_stored_under_another_name_is_named():
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    from sknn_scratch import MLPScratchClassifier
-
     class Renamed(Activation):
         def __init__(self, k=1.0):
             self._k = k
@@ -757,11 +739,6 @@ def test_a_parameter_stored_under_another_name_is_named():
     ("return 1 / 0", "ZeroDivisionError: division by zero"),
 ])
 def test_an_initializer_that_fails_is_named(body, raised):
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    from sknn_scratch import MLPScratchClassifier
-    from sknn_scratch.initializers import Initializer
-
     namespace = {"Initializer": Initializer}
     exec(f"class Failing(Initializer):\n    def __call__(self, fan_in, fan_out, rs):\n"
          f"        {body}\n", namespace)
@@ -805,9 +782,6 @@ def test_needs_input_false_without_a_backward_from_a_is_refused():
 def test_a_forward_in_float32_is_checked_to_its_own_precision():
     """Differences of a float32 forward with a step of 1e-6 measure its rounding (a
     relative error of 0.16 for a correct derivative); a wrong one is still caught."""
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    from sknn_scratch import MLPScratchClassifier
 
     class F32(Activation):
         def __init__(self, scale=1.0):
@@ -829,10 +803,6 @@ def test_a_forward_in_float32_is_checked_to_its_own_precision():
 
 
 def test_a_derivative_check_that_raises_is_named():
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    from sknn_scratch import MLPScratchClassifier
-
     class RowWise(Activation):  # works on the 2-d probe, not on a 1-d z
         def forward(self, z):
             return np.tanh(z) + 0 * z[:, :1]
@@ -848,10 +818,6 @@ def test_a_derivative_check_that_raises_is_named():
 
 
 def test_learnable_activations_are_hidden_and_start_from_a_slope():
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
-
     X, y = _iris()
     for spec in ("prelu", PReLU(0.25)):  # its slopes would never move: a LeakyReLU
         with pytest.raises(InvalidParameterError, match=(
