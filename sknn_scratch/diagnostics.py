@@ -274,7 +274,9 @@ def _duplicates_compared_with_all(units, tol):
 def _weight_grad_norms(estimator, X, y, sample_weight):
     """Norm of dJ/dW for each hidden layer, with the targets encoded and the rows
     weighted as in ``fit``."""
-    net = estimator._network
+    # buffers of this call's own: diagnose may run in several threads at once, and
+    # the estimator's network's buffers are its training loop's
+    net = estimator._network.with_own_buffers()
     binarizer = getattr(estimator, "_label_binarizer", None)
     if sp.issparse(y) and getattr(binarizer, "y_type_", None) == "multilabel-indicator":
         y = y.toarray()  # multi-label indicators, which a classifier's fit takes sparse
@@ -306,9 +308,6 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
     flat = net.pack(estimator.coefs_, estimator.intercepts_,
                     getattr(estimator, "_slopes", None))
     grad = np.empty_like(flat)
-    # buffers of this call's own: diagnose may run in several threads at once, and
-    # the estimator's network's buffers are its training loop's
-    net = net.with_own_buffers()
     # the loss's value is not used: one that overflows is no concern of the gradient's
     with using_blas(), np.errstate(over="ignore", invalid="ignore"):
         net.loss_grad(flat, X, Y, sw, estimator.alpha, grad)
