@@ -649,6 +649,10 @@ class BaseMLPScratch(BaseEstimator):
         n, batch_size = gather.X.shape[0], gather.batch_size
         net, opt, params = self._network, self._optimizer, self._params
         shuffled = self._shuffles(gather)
+        if self.shuffle and not shuffled:
+            # one batch needs no new order, but scikit-learn draws one each epoch: the
+            # same draws leave a user's RandomState where scikit-learn's fit leaves it
+            self._random_state.shuffle(np.arange(n))
         if team is not None:
             # the team updates the optimizer's moments in place from its first batch
             # (stale if it fails), and the weights here when its epoch is over

@@ -151,6 +151,27 @@ def test_shuffled_epochs_visit_the_rows_in_scikit_learns_orders(kind, solver):
     _assert_same_weights(ours, theirs)
 
 
+def test_one_batch_epochs_draw_what_scikit_learns_draw():
+    """shuffle=True with the whole data in one batch: no order is needed, but
+    scikit-learn draws one each epoch, so a RandomState instance ends where its fit
+    leaves it, and a warm fit in mini-batches after it visits the same batches."""
+    X, y, sw, theirs, ours, weights = _fitted_pair("multiclass", "tanh")
+    for est in (theirs, ours):
+        est.set_params(shuffle=True, warm_start=True, random_state=np.random.RandomState(5))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+    assert ours.random_state.randint(10**9) == theirs.random_state.randint(10**9)
+    _load(ours, (theirs.coefs_, theirs.intercepts_))
+    for est in (theirs, ours):
+        est.set_params(batch_size=20, max_iter=2, tol=0.0, n_iter_no_change=100)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+    np.testing.assert_allclose(ours.loss_curve_[-2:], theirs.loss_curve_[-2:], rtol=1e-10)
+    _assert_same_weights(ours, theirs)
+
+
 # each optimizer setting off its default, in mini-batches (3 per epoch, in order)
 OPTIMIZERS = {
     "adam": dict(solver="adam", beta_1=0.8, beta_2=0.99, epsilon=1e-6,
