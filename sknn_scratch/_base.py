@@ -1016,7 +1016,7 @@ def _initial_weights(init, fan_in, fan_out, rng, dtype):
         if np.isfinite(weights).all():
             return weights
         problem = f"weights that are not finite in {np.dtype(dtype).name}"
-    raise ValueError(
+    raise InvalidParameterError(  # the init parameter's fault, as a failing call's
         f"init={init!r} returned {problem} for a layer of {fan_in} inputs and {fan_out} "
         f"units: an initializer must return finite real weights of shape (fan_in, "
         f"fan_out) = {shape}.")

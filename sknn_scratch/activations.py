@@ -606,7 +606,8 @@ class PReLU(LeakyReLU):
 
     ``g(z) = z if z > 0 else alpha_j z``, with ``alpha_j`` trained with the weights
     by every solver (not L2-regularized) and initialised to ``negative_slope``. A fitted
-    estimator exposes the learned slopes as ``slopes_`` (one array per PReLU layer).
+    estimator exposes the learned slopes as ``slopes_`` (one entry per hidden layer:
+    a PReLU layer's array of slopes, None for other layers).
 
     Parameters
     ----------

@@ -39,10 +39,11 @@ _PARAMS_DOC = """hidden_layer_sizes : int or array-like of int, default=(100,)
     output_activation : "auto", str or Activation, default="auto"
         "auto" picks sigmoid for binary and multi-label targets, softmax for
         multi-class, ReLU for regression targets all >= 0, identity for others, exp
-        for ``loss="poisson"``. A name or an Activation overrides it for regression;
-        a classifier accepts only the output "auto" would pick. The output bias
-        starts at the inverse link of the weighted target mean (the README's "Output
-        activation" has the details).
+        for ``loss="poisson"``. A name or an Activation overrides it for regression
+        (not "prelu", whose slopes only hidden layers learn, nor "softmax"; the
+        Poisson loss takes only "exp"); a classifier accepts only the output "auto"
+        would pick. The output bias starts at the inverse link of the weighted target
+        mean (the README's "Output activation" has the details).
     init : "auto", str, Initializer or list of them, default="auto"
         Weight initialization, of the weights into each layer: "auto" is He uniform
         into a ReLU-family layer and Glorot uniform into any other, the output layer
@@ -63,9 +64,10 @@ _PARAMS_DOC = """hidden_layer_sizes : int or array-like of int, default=(100,)
         per CPU slows the team): this one and ``n_jobs - 1`` forked for the fit,
         each with one BLAS thread, computing the gradient of its share of the rows and
         updating its share of the parameters. Worth it from a few thousand rows (on 2
-        cores the README's large case trains 1.3-1.9x faster), not on a few hundred. The
-        result agrees with ``n_jobs=None`` to rounding (the gradient's terms are summed
-        in another order) and is the same at every run with the same ``n_jobs``.
+        cores the README's large case trains about 1.2-1.6x faster), not on a few
+        hundred. The result agrees with ``n_jobs=None`` to rounding (the gradient's
+        terms are summed in another order) and is the same at every run with the same
+        ``n_jobs``.
         ``lbfgs``, whose full-batch products BLAS already spreads over the cores,
         ignores it; so do platforms without ``os.fork`` (with a warning), and a fit
         that starts while another fit or prediction runs in a thread of this process
@@ -117,7 +119,8 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
         Multiplies ``sample_weight``; a dict gives the classes it does not name 1 (a
         key that is not a class is an error unless the dict names every class);
         "balanced" counts rows, whatever their ``sample_weight``, as ``SGDClassifier``
-        does.
+        does. A multi-label ``y`` takes "balanced" (the product of its columns'
+        weights), not a dict.
 
     Attributes
     ----------

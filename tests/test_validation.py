@@ -422,9 +422,9 @@ class _Returns(Initializer):
     ("complex", r"an array of shape \(3, 4\) and dtype complex128"),
 ])
 def test_an_initializer_returning_the_wrong_weights_is_named(what, problem):
-    with pytest.raises(ValueError, match=rf"init=_Returns\(what='{what}'\) returned "
-                                         rf"{problem} for a layer of 3 inputs and 4 "
-                                         r"units: .* = \(3, 4\)"):
+    with pytest.raises(InvalidParameterError,
+                       match=rf"init=_Returns\(what='{what}'\) returned {problem} for a "
+                             r"layer of 3 inputs and 4 units: .* = \(3, 4\)"):
         MLPScratchRegressor(init=_Returns(what), **SMALL).fit(X, Y_REG)
 
 
@@ -445,8 +445,9 @@ def test_initial_weights_beyond_float32_are_named_for_float32_input():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        with pytest.raises(ValueError, match=r"init=Huge\(\) returned weights that are "
-                                             "not finite in float32"):
+        with pytest.raises(InvalidParameterError,
+                           match=r"init=Huge\(\) returned weights that are not "
+                                 "finite in float32"):
             MLPScratchRegressor(init=Huge(), **SMALL).fit(X.astype(np.float32), Y_REG)
 
 
