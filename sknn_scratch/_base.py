@@ -186,10 +186,7 @@ class BaseMLPScratch(BaseEstimator):
         except BaseException:
             # validation of a refit may already have reset n_features_in_ / classes_:
             # undo that, so a bad call leaves a fitted model exactly as it was
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            if rng_state is not None:
-                rng.set_state(rng_state)
+            self._roll_back(saved, None, rng, rng_state)
             raise
         # a continued fit trains the model's own weights in place (and partial_fit its
         # optimizer): their copies, so that a failure takes none of it
@@ -206,12 +203,7 @@ class BaseMLPScratch(BaseEstimator):
             # a fit that fails leaves the model it would have replaced (or none), a
             # continued one the model as it was (a Ctrl-C during the epochs is no
             # failure: it keeps what was trained, see _fit_stochastic)
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            if undo is not None:
-                self._undo(undo)
-            if rng_state is not None:
-                rng.set_state(rng_state)
+            self._roll_back(saved, undo, rng, rng_state)
             raise
         finally:
             for name in ("_stale_optimizer", "_best_params", "_last_finite",
@@ -219,8 +211,22 @@ class BaseMLPScratch(BaseEstimator):
                 self.__dict__.pop(name, None)  # the training loop's, whatever happened
             network.release()
         if not incremental:  # partial_fit: a forward pass would cost a third of a call
-            self._check_fitted_output(X, Y, sw)
+            try:
+                self._check_fitted_output(X, Y, sw)
+            except Exception:  # its warning turned into an error: the call failed
+                self._roll_back(saved, undo, rng, rng_state)
+                raise
         return self
+
+    def _roll_back(self, saved, undo, rng, rng_state):
+        """The model as the call found it: its attributes (``saved``), the arrays a
+        continued fit trained in place (``undo``) and a RandomState's draws."""
+        self.__dict__.clear()
+        self.__dict__.update(saved)
+        if undo is not None:
+            self._undo(undo)
+        if rng_state is not None:
+            rng.set_state(rng_state)
 
     def _check_fitted_output(self, X, Y, sw):
         """Warn about the fitted model's outputs on its training rows (regressor)."""
@@ -252,6 +258,8 @@ class BaseMLPScratch(BaseEstimator):
     # ---------------------------------------------------------------- configuration
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
+        if isinstance(sizes, np.ndarray) and sizes.ndim == 0:  # not iterable
+            sizes = sizes.item()
         sizes = [sizes] if not hasattr(sizes, "__iter__") else list(sizes)
         # a bool is an Integral to Python, but never meant as a layer's width
         bools = any(isinstance(s, (bool, np.bool_)) for s in sizes)
@@ -999,6 +1007,8 @@ def _initial_weights(init, fan_in, fan_out, rng, dtype):
     in the network's ``dtype``."""
     try:
         W = init(fan_in, fan_out, rng)
+    except MemoryError:  # a layer too large, not the initializer's fault
+        raise
     except ValueError as exc:  # a parameter of the initializer, say: name the estimator's
         raise InvalidParameterError(f"Invalid init={init!r}: {exc}") from exc
     except Exception as exc:  # a user's initializer that fails: named, as an activation

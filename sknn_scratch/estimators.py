@@ -250,6 +250,10 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
 
     def _binarizer_for(self, y, incremental, first_pass, classes):
         """The label binarizer for this call, checked against the fitted classes."""
+        if incremental and classes is not None and np.ndim(classes) != 1:
+            raise ValueError(
+                f"classes must be a 1-D array of class labels (for a multi-label y, of "
+                f"its column indices), got an array of shape {np.shape(classes)}.")
         if first_pass:
             if incremental and classes is None:
                 raise ValueError("classes must be passed on the first call to "
@@ -581,13 +585,18 @@ def _narrowed(sw, dtype):
     (a row silently dropped) or subnormal."""
     if sw is None or sw.dtype == dtype:
         return sw
-    tiny = np.finfo(dtype).tiny
+    tiny, largest = np.finfo(dtype).tiny, np.finfo(dtype).max
     small = sw[(sw > 0) & (sw < tiny)]
     if len(small):
         raise ValueError(
             f"A sample weight (sample_weight times class weights) of {small.min():g} is "
             f"below the smallest normal {np.dtype(dtype).name} ({tiny:g}), the dtype X "
             "trains in: it would become 0 or lose its precision. Rescale the weights.")
+    if sw.max() > largest:
+        raise ValueError(
+            f"A sample weight (sample_weight times class weights) of {sw.max():g} is "
+            f"above the largest {np.dtype(dtype).name} ({largest:g}), the dtype X trains "
+            "in: it would become inf. Rescale the weights.")
     return sw.astype(dtype)
 
 

@@ -13,9 +13,10 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
 
-from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
+from sknn_scratch import DeadOutputWarning, MLPScratchClassifier, MLPScratchRegressor
 from sknn_scratch import _base
 from sknn_scratch.activations import Activation
+from sknn_scratch.initializers import RandomNormal
 
 RNG = np.random.RandomState(0)
 X = RNG.randn(40, 3)
@@ -337,6 +338,39 @@ def test_a_convergence_warning_turned_into_an_error_leaves_the_model_as_it_was(s
         warnings.simplefilter("error", ConvergenceWarning)
         with pytest.raises(ConvergenceWarning):
             fresh.fit(X, Y_CLS)
+    assert not hasattr(fresh, "coefs_")
+
+
+def test_a_dead_output_warning_turned_into_an_error_leaves_the_model_as_it_was():
+    """The check of a fitted ReLU output runs after training: under -W error its
+    warning fails the call, which then changes nothing, as any failure."""
+    rng = np.random.RandomState(0)
+    X_dead = rng.randn(200, 3)
+    y_dead = np.abs(X_dead[:, 0]) + 0.1
+    # huge output weights and a tiny rate: the ReLU output is 0 on most rows
+    dead = dict(hidden_layer_sizes=(20,), init=["he_uniform", RandomNormal(std=50.0)],
+                learning_rate_init=1e-9, max_iter=2, random_state=0)
+    with pytest.warns(DeadOutputWarning):
+        est = _quiet(MLPScratchRegressor(warm_start=True, **dead).fit, X_dead, y_dead)
+    fitted_identity = _quiet(MLPScratchRegressor(output_activation="identity", **dead).fit,
+                             X_dead, y_dead)
+    for model, params in ((est, {"learning_rate_init": 1e-3}),  # continued in place
+                          (fitted_identity, {"output_activation": "auto"})):  # a refit
+        model.set_params(**params)
+        before, pred = _snapshot(model), model.predict(X_dead)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("error", DeadOutputWarning)
+            with pytest.raises(DeadOutputWarning):
+                model.fit(X_dead, y_dead)
+        assert _snapshot(model) == before
+        np.testing.assert_array_equal(model.predict(X_dead), pred)
+    fresh = MLPScratchRegressor(**dead)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("error", DeadOutputWarning)
+        with pytest.raises(DeadOutputWarning):
+            fresh.fit(X_dead, y_dead)
     assert not hasattr(fresh, "coefs_")
 
 

@@ -535,6 +535,42 @@ def test_an_empty_classes_is_named():
         MLPScratchClassifier().partial_fit(X, [0, 1] * 5, classes=[])
 
 
+def test_classes_of_more_than_one_dimension_are_refused():
+    """classes=[[0, 1]] built a model of multi-label outputs for a single-label y,
+    whose predict then failed with an IndexError."""
+    X = np.random.RandomState(0).randn(10, 2)
+    est = MLPScratchClassifier(**SMALL)
+    for classes in ([[0, 1]], np.array([[0], [1]])):
+        with pytest.raises(ValueError, match=r"classes must be a 1-D array of class "
+                                             rf"labels .* shape \({len(classes)}, "):
+            est.partial_fit(X, [0, 1] * 5, classes=classes)
+        assert not hasattr(est, "coefs_")
+    est.partial_fit(X, [0, 1] * 5, classes=[0, 1])
+    with pytest.raises(ValueError, match="classes must be a 1-D array"):
+        est.partial_fit(X, [0, 1] * 5, classes=[[0, 1]])
+
+
+def test_a_memory_error_is_not_blamed_on_init():
+    """A layer too large to allocate raises numpy's MemoryError, as scikit-learn's
+    MLP does, not an invalid init."""
+    class OutOfMemory(Initializer):
+        def __call__(self, fan_in, fan_out, random_state):
+            raise MemoryError(f"Unable to allocate ({fan_in}, {fan_out})")
+
+    with pytest.raises(MemoryError, match=r"Unable to allocate \(3, 4\)") as info:
+        MLPScratchRegressor(init=OutOfMemory(), **SMALL).fit(X, Y_REG)
+    assert not isinstance(info.value, InvalidParameterError)
+
+
+def test_a_zero_dimensional_array_of_layer_sizes_is_one_layer():
+    """np.array(5) passes the array-like constraint, but cannot be iterated."""
+    est = _quiet_fit(MLPScratchClassifier(hidden_layer_sizes=np.array(5), max_iter=3,
+                                          random_state=0), X, Y_CLS)
+    assert [c.shape for c in est.coefs_] == [(3, 5), (5, 3)]
+    with pytest.raises(InvalidParameterError, match="hidden_layer_sizes must be positive"):
+        MLPScratchClassifier(hidden_layer_sizes=np.array(0.5), max_iter=3).fit(X, Y_CLS)
+
+
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
 def test_an_invalid_init_is_refused_by_a_continued_fit_too(method):
     """The weights exist and init draws none, but a bad value is an error, not
@@ -578,3 +614,18 @@ def test_float32_training_refuses_a_weight_its_dtype_would_lose(weights, tiny):
     with pytest.raises(ValueError, match=f"of {tiny:g} is below the smallest normal"):
         MLPScratchClassifier(**SMALL).fit(X32, Y_CLS, sample_weight=np.full(30, tiny))
     _quiet_fit(est, X, Y_CLS, **kw)  # in float64 they are normal numbers
+
+
+@pytest.mark.parametrize("weights", ["sample_weight", "class_weight"])
+def test_float32_training_refuses_a_weight_its_dtype_cannot_hold(weights):
+    """One weight of 1e39 became inf in float32, and the error blamed the weights'
+    sum ("sum to inf"), which in float64 is finite."""
+    X32 = X.astype(np.float32)
+    if weights == "sample_weight":
+        est, kw = MLPScratchClassifier(**SMALL), {"sample_weight": np.r_[1e39, np.ones(29)]}
+    else:
+        est, kw = MLPScratchClassifier(**SMALL, class_weight={0: 1e39}), {}
+    with pytest.raises(ValueError, match=r"A sample weight .* of 1e\+39 is above the "
+                                         r"largest float32 \(3.40282e\+38\)"):
+        est.fit(X32, Y_CLS, **kw)
+    _quiet_fit(est, X, Y_CLS, **kw)  # float64 holds it
