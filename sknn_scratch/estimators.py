@@ -341,6 +341,12 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
         return tags
 
 
+# the regression outputs with a bounded range, and that range (ReLU's and exp's lower
+# bound has its own message)
+_BOUNDED_OUTPUTS = ((_act.Sigmoid, (0.0, 1.0)), (_act.Tanh, (-1.0, 1.0)),
+                    (_act.Softplus, (0.0, np.inf)))
+
+
 def _check_class_weight_dict(class_weight, classes):
     """scikit-learn's rule for a ``class_weight`` dict, with an error that names the
     keys: keys that are no class (looked up as ``compute_class_weight`` does, an
@@ -549,6 +555,15 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
                    "for targets that can be negative." if self.loss == "poisson" else
                    "Use output_activation='identity' for targets that can be negative."
                    + chosen))
+        bounds = next((b for cls, b in _BOUNDED_OUTPUTS if isinstance(out_activation, cls)),
+                      None)
+        if bounds is not None and (Y.min() < bounds[0] or Y.max() > bounds[1]):
+            # no weights reach them: the fit would end on the bound, and say nothing
+            raise ValueError(
+                f"y has values in [{Y.min():.6g}, {Y.max():.6g}] but the output "
+                f"activation {out_activation.name!r} can only predict values in "
+                f"({bounds[0]:g}, {bounds[1]:g}). Bring y into that range, or use "
+                "output_activation='identity' (or 'auto').")
 
     def _stratify_labels(self, y):
         return None

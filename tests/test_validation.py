@@ -256,6 +256,24 @@ def test_negative_targets_with_non_negative_output(params, match, method):
         getattr(MLPScratchRegressor(**SMALL, **params), method)(X, Y_REG)
 
 
+@pytest.mark.parametrize("output, inside, outside, bounds", [
+    ("sigmoid", np.linspace(0, 1, 30), np.linspace(0, 1.5, 30), r"\(0, 1\)"),
+    ("tanh", np.linspace(-1, 1, 30), np.linspace(-2, 0, 30), r"\(-1, 1\)"),
+    ("softplus", np.linspace(0, 5, 30), np.linspace(-1, 5, 30), r"\(0, inf\)"),
+])
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_targets_beyond_a_bounded_output_are_refused(output, inside, outside, bounds,
+                                                      method):
+    """A sigmoid output fitted on targets up to 166 ended predicting at most 1, with
+    no word; targets on the bounds themselves train."""
+    est = MLPScratchRegressor(**SMALL, output_activation=output)
+    with pytest.raises(ValueError, match=rf"y has values in \[{outside.min():g}, "
+                       rf"{outside.max():g}\] but the output activation '{output}' can "
+                       rf"only predict values in {bounds}"):
+        getattr(est, method)(X, outside)
+    _quiet_fit(est, X, inside)
+
+
 @pytest.mark.parametrize("continue_with", ["partial_fit", "warm_start"])
 def test_a_stream_whose_later_targets_turn_negative_is_told_why_relu(continue_with):
     """'auto' picks the ReLU output from the first batch's targets, all >= 0: a later
