@@ -68,6 +68,13 @@ def test_check_derivative_passes_every_builtin(name):
     assert check_derivative(name) < 1e-6
 
 
+def test_gelu_derivative_far_from_zero():
+    """GELU's z phi(z) term is clipped at |z| = 40 for overflow; a clip at 4 went
+    unseen, as check_derivative's default points lie in [-3.1, 2.9]."""
+    assert check_derivative("gelu", z=np.array([-8.0, -6.0, -5.0, 5.0, 6.0, 8.0])) < 1e-6
+    assert abs(GELU().derivative(np.array([-8.0]))[0]) < 1e-12
+
+
 def test_check_derivative_flags_a_wrong_derivative():
     class WrongTanh(Activation):
         def forward(self, z):

@@ -626,3 +626,57 @@ def test_diagnose_refuses_a_sparse_y_of_a_single_label_model_as_fit_does(data):
                  lambda: MLPScratchClassifier((4,)).fit(X, sp.csr_matrix(y[:, None]))):
         with pytest.raises(TypeError, match="Sparse data was passed for y"):
             call()
+
+
+# ------------------------------------------------------------ the thresholds, exactly
+def _one_feature_model(activation, n_units, x):
+    """A classifier fitted on one feature, whose first layer the test then sets."""
+    X = np.asarray(x, float).reshape(-1, 1)
+    return _fit(MLPScratchClassifier((n_units,), activation=activation, max_iter=1,
+                                     random_state=0), X, np.arange(len(X)) % 2), X
+
+
+def test_saturation_is_a_derivative_below_one_percent_of_its_peak():
+    est, X = _one_feature_model("logistic", 2, np.linspace(-1, 1, 20))
+    share = lambda z: A.Sigmoid().derivative(np.array([z]))[0] / 0.25
+    assert share(-6.0) < 0.01 < share(-5.6) < 0.02  # 0.99 % and 1.46 %
+    est.coefs_[0][...] = 0.0
+    est.intercepts_[0][...] = [-6.0, -5.6]
+    assert diagnose(est, X)[0].saturated_fraction == 0.5
+
+
+def test_a_far_negative_sigmoid_unit_is_saturated_not_dead():
+    """Its derivative, 9.4e-14 at z = -30, is tiny but not 0: a unit is dead only
+    where no row passes any gradient."""
+    est, X = _one_feature_model("logistic", 2, np.linspace(-1, 1, 20))
+    est.coefs_[0][...] = 0.0
+    est.intercepts_[0][...] = [-30.0, 0.0]
+    report = diagnose(est, X)[0]
+    assert report.dead_fraction == 0 and report.saturated_fraction == 0.5
+
+
+def test_a_unit_saturated_on_exactly_95_percent_of_the_rows_is_saturated():
+    est, X = _one_feature_model("logistic", 1, [-30.0] * 19 + [0.0])
+    est.coefs_[0][...] = 1.0
+    est.intercepts_[0][...] = 0.0
+    assert diagnose(est, X)[0].saturated_fraction == 1.0
+
+
+def test_float32_units_1e_4_apart_are_distinct_and_2e_5_apart_duplicates():
+    """The float32 tolerance in numbers (840 and 168 units in the last place of 1.0),
+    not through DUPLICATE_ULPS itself."""
+    apart = np.array([[1.0, 0.5], [1.0 - 1e-4, 0.5]], np.float32)
+    assert _duplicate_fraction(apart) == 0
+    close = np.array([[1.0, 0.5], [1.0 - 2e-5, 0.5]], np.float32)
+    assert _duplicate_fraction(close) == 0.5
+
+
+def test_a_prelu_unit_is_scaled_by_its_learned_slope_above_one():
+    """With a slope of 500 the largest |g'| is 500, so g' = 1 on every row is
+    saturated (0.2 % of it)."""
+    est, X = _one_feature_model(PReLU(0.25), 1, np.linspace(1, 2, 20))
+    est.coefs_[0][...] = 1.0  # z > 0 on every row
+    est.intercepts_[0][...] = 0.0
+    est._slopes[0][:] = 500.0
+    assert diagnose(est, X)[0].saturated_fraction == 1.0
+

@@ -425,3 +425,20 @@ def test_class_weight_enters_J_like_sample_weight():
     w = sw * np.vectorize(cw.get)(y)
     expected = _hand_objective(X, Y, coefs, intercepts, "tanh", "softmax", w, 0.3)
     assert est.loss_ == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_float32_l2_term_is_added_in_float32():
+    """alpha / sum(w) as a Python float keeps the L2 pass in float32; as a numpy
+    float64 it ran in float64 and was rounded back (slower, other last bits)."""
+    rng = np.random.RandomState(0)
+    net = Network([20, 64, 1], [acts.ReLU(), acts.Sigmoid()], LOSSES["binary_log_loss"](),
+                  np.float32)
+    flat = rng.standard_normal(net.n_params).astype(np.float32)
+    X = rng.standard_normal((37, 20)).astype(np.float32)
+    Y = rng.rand(37, 1) < 0.5
+    g0, g1 = np.empty_like(flat), np.empty_like(flat)
+    net.loss_grad(flat, X, Y, None, 0.0, g0)
+    net.loss_grad(flat, X, Y, None, 0.3, g1)
+    k = net.n_coefs
+    np.testing.assert_array_equal(g1[:k], g0[:k] + flat[:k] * np.float32(0.3 / 37))
+

@@ -249,3 +249,22 @@ def test_poisson_deviance_far_below_a_target_is_finite(dtype, z):
             warnings.simplefilter("error", RuntimeWarning)
             reg.partial_fit(X, np.full(20, 100.0))
     assert np.isfinite(reg.loss_)
+
+
+class _RenamedSigmoid(activations.Sigmoid):
+    """Not the canonical pair of the binary log-loss: its delta is dl/da g'(z)."""
+
+
+@pytest.mark.parametrize("name, act, y, a", [
+    ("binary_log_loss", _RenamedSigmoid(), [[1.0], [0.0]], [[0.0], [1.0]]),
+    ("log_loss", activations.Identity(), [[1.0, 0.0], [0.0, 1.0]],
+     [[0.0, 1.0], [1.0, 0.0]]),
+])
+def test_a_non_canonical_delta_is_finite_at_probabilities_0_and_1(name, act, y, a):
+    """The generic path divides by the probabilities, clipped as in the loss's value."""
+    y, a = np.array(y), np.array(a)
+    delta = np.empty_like(a)
+    with np.errstate(all="raise"):
+        LOSSES[name]().value_and_delta(y, a, a.copy(), act, None, delta)
+    assert np.isfinite(delta).all()
+
