@@ -63,6 +63,9 @@ class Activation(ParamsMixin):
     #: ``g'`` is 1 where ``a = g(z) > 0`` and 0 elsewhere (ReLU): the backward pass then
     #: keeps that mask and writes the layer's delta over ``a``, saving a buffer
     mask_derivative = False
+    #: the closed interval the values of ``g`` lie in, ``(low, high)``: a regressor
+    #: refuses targets beyond it, which no weights reach
+    value_range = (-np.inf, np.inf)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -104,9 +107,12 @@ class Activation(ParamsMixin):
         if source("mask_derivative") > min(nearest, source("backward_"),
                                            source("forward_")):
             cls.mask_derivative = False
-        if source("output_bound") > min(source(name) for name in
-                                        ("forward", "forward_", "forward_param_")):
+        computed_at = min(source(name) for name in
+                          ("forward", "forward_", "forward_param_"))
+        if source("output_bound") > computed_at:
             cls.output_bound = Activation.output_bound
+        if source("value_range") > computed_at:
+            cls.value_range = Activation.value_range
         if "name" not in cls.__dict__:  # the registry may set another name after this
             cls.name = snake_case(cls.__name__)
 
@@ -264,6 +270,7 @@ class Sigmoid(Activation):
     """
 
     needs_input = False
+    value_range = (0.0, 1.0)
 
     def forward(self, z):
         return _sigmoid(z)
@@ -299,6 +306,7 @@ class Tanh(Activation):
     """
 
     needs_input = False
+    value_range = (-1.0, 1.0)
 
     def forward(self, z):
         return np.tanh(z)
@@ -336,6 +344,7 @@ class ReLU(Activation):
     """
 
     needs_input = False
+    value_range = (0.0, np.inf)
     relu_family = True
     mask_derivative = True
 
@@ -504,6 +513,7 @@ class Softplus(Activation):
     """
 
     needs_input = False
+    value_range = (0.0, np.inf)
 
     def forward(self, z):
         return _softplus(z)
@@ -726,6 +736,7 @@ class Exp(Activation):
     """
 
     needs_input = False
+    value_range = (0.0, np.inf)
 
     def forward(self, z):
         z = np.asarray(z)  # np.result_type reads a list as a dtype

@@ -302,8 +302,9 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
     if Y.shape != (X.shape[0], net.layer_units[-1]):
         raise ValueError(f"y gives targets of shape {Y.shape}, but the model expects "
                          f"{(X.shape[0], net.layer_units[-1])}.")
-    # the targets fit refuses for this output (negative ones for ReLU or exp)
-    estimator._check_targets(Y, net.activations[-1])
+    # negative targets for an output >= 0, as fit refuses them (held-out rows beyond
+    # a bounded output's range have a gradient: they are not refused here)
+    estimator._check_targets(Y, net.activations[-1], reachable=False)
     sw = estimator._row_weights(y, sample_weight, X)  # as fit weighs them
     flat = net.pack(estimator.coefs_, estimator.intercepts_,
                     getattr(estimator, "_slopes", None))

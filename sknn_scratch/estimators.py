@@ -42,8 +42,10 @@ _PARAMS_DOC = """hidden_layer_sizes : int or array-like of int, default=(100,)
         for ``loss="poisson"``. A name or an Activation overrides it for regression
         (not "prelu", whose slopes only hidden layers learn, nor "softmax"; the
         Poisson loss takes only "exp"); a classifier accepts only the output "auto"
-        would pick. The output bias starts at the inverse link of the weighted target
-        mean (the README's "Output activation" has the details).
+        would pick. Targets outside the output's ``value_range`` (below 0 for ReLU,
+        softplus and exp, beyond [0, 1] for sigmoid, [-1, 1] for tanh) are refused.
+        The output bias starts at the inverse link of the weighted target mean (the
+        README's "Output activation" has the details).
     init : "auto", str, Initializer or list of them, default="auto"
         Weight initialization, of the weights into each layer: "auto" is He uniform
         into a ReLU-family layer and Glorot uniform into any other, the output layer
@@ -251,9 +253,13 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
     def _binarizer_for(self, y, incremental, first_pass, classes):
         """The label binarizer for this call, checked against the fitted classes."""
         if incremental and classes is not None and np.ndim(classes) != 1:
-            raise ValueError(
-                f"classes must be a 1-D array of class labels (for a multi-label y, of "
-                f"its column indices), got an array of shape {np.shape(classes)}.")
+            if np.ndim(classes) == 2 and np.shape(classes)[1] == 1:
+                classes = np.ravel(classes)  # a column, as scikit-learn takes it
+            else:
+                raise ValueError(
+                    f"classes must be a 1-D array of class labels (for a multi-label "
+                    f"y, of its column indices), got an array of shape "
+                    f"{np.shape(classes)}.")
         if first_pass:
             if incremental and classes is None:
                 raise ValueError("classes must be passed on the first call to "
@@ -320,7 +326,7 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
     def _check_continuation(self, X, Y):
         pass  # the classes were checked against classes_ already
 
-    def _check_targets(self, Y, out_activation, continued=False):
+    def _check_targets(self, Y, out_activation, continued=False, reachable=True):
         pass
 
     def _stratify_labels(self, y):
@@ -339,12 +345,6 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
-
-
-# the regression outputs with a bounded range, and that range (ReLU's and exp's lower
-# bound has its own message)
-_BOUNDED_OUTPUTS = ((_act.Sigmoid, (0.0, 1.0)), (_act.Tanh, (-1.0, 1.0)),
-                    (_act.Softplus, (0.0, np.inf)))
 
 
 def _check_class_weight_dict(class_weight, classes):
@@ -534,8 +534,18 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
             raise ValueError(f"y has {Y.shape[1]} outputs but the model was fitted "
                              f"with {self.n_outputs_}.")
 
-    def _check_targets(self, Y, out_activation, continued=False):
-        if isinstance(out_activation, (_act.ReLU, _act.Exp)) and Y.min() < 0:
+    def _check_targets(self, Y, out_activation, continued=False, reachable=True):
+        """Refuse targets the output activation cannot predict: below 0 for an output
+        whose values are >= 0 (ReLU, softplus, exp), and, when ``reachable`` (in a
+        fit; ``diagnose`` takes held-out rows), beyond a bounded output's range. A
+        few units in the last place beyond (a scaler's 1.0000000000000002) are
+        rounding, not beyond; the Poisson deviance has no such slack below 0."""
+        low, high = out_activation.value_range
+        eps = np.finfo(Y.dtype).eps if Y.dtype.kind == "f" else 0.0
+        slack = 0.0 if self.loss == "poisson" else 16 * eps
+        below = Y < low - slack * max(1.0, abs(low))
+        above = Y > high + slack * max(1.0, abs(high))
+        if low == 0 and high == np.inf and below.any():
             # a continued fit with 'auto' keeps the output of the first fit, which
             # 'auto' may have chosen from its targets (a stream's first partial_fit
             # batch, all >= 0): the way on is to ask for 'identity' now
@@ -555,15 +565,18 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
                    "for targets that can be negative." if self.loss == "poisson" else
                    "Use output_activation='identity' for targets that can be negative."
                    + chosen))
-        bounds = next((b for cls, b in _BOUNDED_OUTPUTS if isinstance(out_activation, cls)),
-                      None)
-        if bounds is not None and (Y.min() < bounds[0] or Y.max() > bounds[1]):
+        outside = np.count_nonzero(below | above)
+        if reachable and outside:
             # no weights reach them: the fit would end on the bound, and say nothing
+            way = ("set_params(output_activation='identity') and the continued fit "
+                   "takes it up" if continued else
+                   "use output_activation='identity' (or 'auto')")
+            values = "values" if outside > 1 else "value"
             raise ValueError(
-                f"y has values in [{Y.min():.6g}, {Y.max():.6g}] but the output "
-                f"activation {out_activation.name!r} can only predict values in "
-                f"({bounds[0]:g}, {bounds[1]:g}). Bring y into that range, or use "
-                "output_activation='identity' (or 'auto').")
+                f"y has {outside} {values} outside [{low:g}, {high:g}] (min "
+                f"{float(Y.min())!r}, max {float(Y.max())!r}), the range of the output "
+                f"activation {out_activation.name!r}: no weights can predict them. "
+                f"Bring y into that range, or {way}.")
 
     def _stratify_labels(self, y):
         return None

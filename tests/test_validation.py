@@ -14,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
-from sknn_scratch.activations import ELU, LeakyReLU
+from sknn_scratch.activations import ELU, LeakyReLU, Sigmoid
 from sknn_scratch.initializers import (Initializer, RandomNormal, RandomUniform,
                                        VarianceScaling)
 
@@ -257,21 +257,62 @@ def test_negative_targets_with_non_negative_output(params, match, method):
 
 
 @pytest.mark.parametrize("output, inside, outside, bounds", [
-    ("sigmoid", np.linspace(0, 1, 30), np.linspace(0, 1.5, 30), r"\(0, 1\)"),
-    ("tanh", np.linspace(-1, 1, 30), np.linspace(-2, 0, 30), r"\(-1, 1\)"),
-    ("softplus", np.linspace(0, 5, 30), np.linspace(-1, 5, 30), r"\(0, inf\)"),
+    ("sigmoid", np.linspace(0, 1, 30), np.linspace(0, 1.5, 30), r"\[0, 1\]"),
+    ("tanh", np.linspace(-1, 1, 30), np.linspace(-2, 0, 30), r"\[-1, 1\]"),
 ])
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
 def test_targets_beyond_a_bounded_output_are_refused(output, inside, outside, bounds,
                                                       method):
     """A sigmoid output fitted on targets up to 166 ended predicting at most 1, with
-    no word; targets on the bounds themselves train."""
+    no word; targets on the bounds themselves train, and so do targets a scaler's
+    rounding puts a unit in the last place beyond them."""
     est = MLPScratchRegressor(**SMALL, output_activation=output)
-    with pytest.raises(ValueError, match=rf"y has values in \[{outside.min():g}, "
-                       rf"{outside.max():g}\] but the output activation '{output}' can "
-                       rf"only predict values in {bounds}"):
+    n_out = np.count_nonzero(np.abs(outside) > 1)
+    low, high = float(outside.min()), float(outside.max())
+    with pytest.raises(ValueError, match=rf"y has {n_out} values outside {bounds} \(min "
+                       rf"{low!r}, max {high!r}\), the range of the output activation "
+                       rf"'{output}': no weights can predict them. Bring y into that "
+                       r"range, or use output_activation='identity' \(or 'auto'\)"):
         getattr(est, method)(X, outside)
     _quiet_fit(est, X, inside)
+    rounded = inside.copy()
+    rounded[-1] = np.nextafter(1.0, 2.0)  # MinMaxScaler gives 1.0000000000000002
+    _quiet_fit(est, X, rounded)
+
+
+def test_negative_targets_with_a_softplus_output_are_refused():
+    est = MLPScratchRegressor(**SMALL, output_activation="softplus")
+    with pytest.raises(ValueError,
+                       match="negative values .* 'softplus' can only predict values >= 0"):
+        est.fit(X, Y_REG)
+    _quiet_fit(est, X, np.abs(Y_REG))
+
+
+def test_a_continued_fit_beyond_its_bounded_output_says_how_to_change_it():
+    """'auto' keeps a continued fit's output: the way on is 'identity', set now."""
+    est = _quiet_fit(MLPScratchRegressor(**SMALL, output_activation="sigmoid",
+                                         warm_start=True), X, np.linspace(0, 1, 30))
+    with pytest.raises(ValueError, match=r"y has 1 value outside \[0, 1\] .* or "
+                       r"set_params\(output_activation='identity'\) and the continued "
+                       r"fit takes it up.$"):
+        est.fit(X, np.r_[np.linspace(0, 1, 29), 2.0])
+    est.set_params(output_activation="identity")
+    _quiet_fit(est, X, np.r_[np.linspace(0, 1, 29), 2.0])
+    assert est.out_activation_ == "identity"
+
+
+def test_a_subclass_that_computes_its_own_values_is_not_held_to_its_parents_range():
+    class TwiceSigmoid(Sigmoid):
+        def forward(self, z):
+            return 2 * super().forward(z)
+
+        def derivative(self, z):
+            return 2 * super().derivative(z)
+
+    assert TwiceSigmoid.value_range == (-np.inf, np.inf)
+    assert Sigmoid.value_range == (0.0, 1.0)
+    _quiet_fit(MLPScratchRegressor(**SMALL, output_activation=TwiceSigmoid()), X,
+               np.linspace(0, 1.9, 30))
 
 
 @pytest.mark.parametrize("continue_with", ["partial_fit", "warm_start"])
@@ -558,12 +599,15 @@ def test_classes_of_more_than_one_dimension_are_refused():
     whose predict then failed with an IndexError."""
     X = np.random.RandomState(0).randn(10, 2)
     est = MLPScratchClassifier(**SMALL)
-    for classes in ([[0, 1]], np.array([[0], [1]])):
+    for classes in ([[0, 1]], np.array([[0, 1], [1, 0]])):
         with pytest.raises(ValueError, match=r"classes must be a 1-D array of class "
-                                             rf"labels .* shape \({len(classes)}, "):
+                                             rf"labels .* shape \({len(classes)}, 2\)"):
             est.partial_fit(X, [0, 1] * 5, classes=classes)
         assert not hasattr(est, "coefs_")
-    est.partial_fit(X, [0, 1] * 5, classes=[0, 1])
+    # a column of labels is taken as scikit-learn takes it
+    est.partial_fit(X, [0, 1] * 5, classes=np.array([[0], [1]]))
+    np.testing.assert_array_equal(est.classes_, [0, 1])
+    assert est.predict(X).shape == (10,)
     with pytest.raises(ValueError, match="classes must be a 1-D array"):
         est.partial_fit(X, [0, 1] * 5, classes=[[0, 1]])
 
