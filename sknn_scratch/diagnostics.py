@@ -322,6 +322,7 @@ def _at_unit_scale(stat, a):
     float, finite themselves, give a finite result instead of overflowing its squares
     or sums."""
     scale = float(np.abs(a).max(initial=0))
-    if not 0 < scale < np.inf:  # all zero (or not finite: as it comes)
-        return float(stat(a))
+    if not 0 < scale < np.inf:  # all zero, or not finite: as it comes (inf, NaN)
+        with np.errstate(over="ignore", invalid="ignore"):  # beside inf: no noise
+            return float(stat(a))
     return float(scale * stat(a / scale))

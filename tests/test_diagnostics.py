@@ -692,3 +692,21 @@ def test_held_out_targets_beyond_a_bounded_output_are_diagnosed():
     report = diagnose(reg, X, y - 0.05)
     assert np.isfinite(report[0].grad_norm)
 
+
+def test_a_gradient_holding_inf_gives_an_infinite_norm_without_numpy_noise():
+    """Large finite entries beside inf overflowed their squares in the norm, and
+    numpy's RuntimeWarning escaped diagnose."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(20, 2).astype(np.float32)
+    y = rng.poisson(2.0, 20).astype(float)
+    reg = _fit(MLPScratchRegressor(loss="poisson", hidden_layer_sizes=(2,),
+                                   activation="identity", solver="lbfgs", max_iter=2,
+                                   random_state=0), X, y)
+    reg.coefs_ = [np.array([[30.0, 1e-3], [30.0, 1e-3]], np.float32),
+                  np.array([[3.0], [1e-3]], np.float32)]
+    assert np.isfinite(reg.predict(X)).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        report = diagnose(reg, X, y)
+    assert report[0].grad_norm == np.inf
+
