@@ -543,9 +543,10 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
         low, high = out_activation.value_range
         eps = np.finfo(Y.dtype).eps if Y.dtype.kind == "f" else 0.0
         slack = 0.0 if self.loss == "poisson" else 16 * eps
-        below = Y < low - slack * max(1.0, abs(low))
-        above = Y > high + slack * max(1.0, abs(high))
-        if low == 0 and high == np.inf and below.any():
+        low_edge = low - slack * max(1.0, abs(low))
+        high_edge = high + slack * max(1.0, abs(high))
+        y_min, y_max = Y.min(), Y.max()
+        if low == 0 and high == np.inf and y_min < low_edge:
             # a continued fit with 'auto' keeps the output of the first fit, which
             # 'auto' may have chosen from its targets (a stream's first partial_fit
             # batch, all >= 0): the way on is to ask for 'identity' now
@@ -558,23 +559,23 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
                       and isinstance(self.output_activation, str)
                       and self.output_activation == "auto" else "")
             raise ValueError(
-                f"y has negative values (min {Y.min():.6g}) but the output activation "
+                f"y has negative values (min {y_min:.6g}) but the output activation "
                 f"{out_activation.name!r} can only predict values >= 0. "
                 # the Poisson loss takes no other output activation
                 + ("The Poisson deviance is for targets >= 0: use loss='squared_error' "
                    "for targets that can be negative." if self.loss == "poisson" else
                    "Use output_activation='identity' for targets that can be negative."
                    + chosen))
-        outside = np.count_nonzero(below | above)
-        if reachable and outside:
+        if reachable and (y_min < low_edge or y_max > high_edge):
             # no weights reach them: the fit would end on the bound, and say nothing
+            outside = np.count_nonzero((Y < low_edge) | (Y > high_edge))
             way = ("set_params(output_activation='identity') and the continued fit "
                    "takes it up" if continued else
                    "use output_activation='identity' (or 'auto')")
             values = "values" if outside > 1 else "value"
             raise ValueError(
                 f"y has {outside} {values} outside [{low:g}, {high:g}] (min "
-                f"{float(Y.min())!r}, max {float(Y.max())!r}), the range of the output "
+                f"{float(y_min)!r}, max {float(y_max)!r}), the range of the output "
                 f"activation {out_activation.name!r}: no weights can predict them. "
                 f"Bring y into that range, or {way}.")
 
