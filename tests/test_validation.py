@@ -594,9 +594,9 @@ def test_an_empty_classes_is_named():
         MLPScratchClassifier().partial_fit(X, [0, 1] * 5, classes=[])
 
 
-def test_classes_of_more_than_one_dimension_are_refused():
+def test_classes_must_be_one_dimensional_or_a_column():
     """classes=[[0, 1]] built a model of multi-label outputs for a single-label y,
-    whose predict then failed with an IndexError."""
+    whose predict then failed with an IndexError; a column of labels is raveled."""
     X = np.random.RandomState(0).randn(10, 2)
     est = MLPScratchClassifier(**SMALL)
     for classes in ([[0, 1]], np.array([[0, 1], [1, 0]])):
