@@ -163,6 +163,8 @@ class BaseMLPScratch(BaseEstimator):
                 # the weights exist, but an invalid init is an error, not ignored
                 self._resolve_inits(network.activations)
             self._check_targets(Y, network.activations[-1], continued=config is None)
+            # the training loop's weights and alpha (the same objective, see _unit_weights)
+            sw, self._alpha = _unit_weights(sw, self.alpha)
             if config is None:
                 self._sync_params()
                 if not np.isfinite(self._params).all():
@@ -207,7 +209,7 @@ class BaseMLPScratch(BaseEstimator):
             raise
         finally:
             for name in ("_stale_optimizer", "_best_params", "_last_finite",
-                         "_last_finite_epochs", "_epoch_start", "_team"):
+                         "_last_finite_epochs", "_epoch_start", "_team", "_alpha"):
                 self.__dict__.pop(name, None)  # the training loop's, whatever happened
             network.release()
         if not incremental:  # partial_fit: a forward pass would cost a third of a call
@@ -603,7 +605,7 @@ class BaseMLPScratch(BaseEstimator):
                 "at every mini-batch, so those beyond one per CPU slow the fit down.",
                 UserWarning)
         team = ProcessTeam(n_procs, self._network, self._optimizer, self._params,
-                           gather, self.alpha)
+                           gather, self._alpha)
         if not team.reserve():
             warnings.warn(
                 f"n_jobs={self.n_jobs}: another fit or prediction is running in a thread "
@@ -683,7 +685,7 @@ class BaseMLPScratch(BaseEstimator):
                 Xb, Yb, swb = gather(order, start, stop)
                 if swb is not None and not swb.sum() > 0:
                     continue  # rows of weight 0 have no objective: no step, no loss term
-                total += (net.loss_grad(params, Xb, Yb, swb, self.alpha, grad)
+                total += (net.loss_grad(params, Xb, Yb, swb, self._alpha, grad)
                           * (stop - start))
                 rows += stop - start
                 stepping = True
@@ -841,7 +843,7 @@ class BaseMLPScratch(BaseEstimator):
 
         def fun(x):
             params[...] = x
-            loss = net.loss_grad(params, X, Y, sw, self.alpha, grad)
+            loss = net.loss_grad(params, X, Y, sw, self._alpha, grad)
             return loss, grad.astype(np.float64)
 
         x0 = params.astype(np.float64)
@@ -1124,6 +1126,27 @@ def _same_arrays(a, b):
             and all(x is y for x, y in zip(a, b)))
 
 
+def _unit_weights(sw, alpha):
+    """Row weights and ``alpha`` divided by the same power of two, which brings the
+    largest weight into [1, 2) as far as the smallest positive one stays a normal
+    number: ``J`` is the same function of the weights (both of its terms divide by the
+    weights' sum), and every product and sum of the passes is the same number scaled
+    by that power (bitwise, overflow and underflow aside), but weights of 1e26 no
+    longer overflow a float32 batch's weighted loss (``w_i l_i``), which its division
+    by the sum would have brought back into range. ``sw`` itself is never written."""
+    if sw is None:
+        return None, alpha
+    positive = sw[sw > 0]
+    # frexp: x = m 2^e, 0.5 <= m < 1; the smallest normal number is 2^tiny_exponent
+    largest_exponent = math.frexp(float(positive.max()))[1] - 1
+    smallest_exponent = math.frexp(float(positive.min()))[1] - 1
+    tiny_exponent = math.frexp(float(np.finfo(sw.dtype).tiny))[1] - 1
+    shift = min(largest_exponent, smallest_exponent - tiny_exponent)
+    if shift < 1:
+        return sw, alpha
+    return sw * math.ldexp(1.0, -shift), math.ldexp(float(alpha), -shift)
+
+
 _HALF_ROW = 0.5
 
 
@@ -1133,11 +1156,14 @@ def _output_bias(activation, Y, sw):
     counts) is taken half a row from it: a class that a first partial_fit batch lacks
     starts at log(0.5 / n), not at log(1e-7), from which Adam took thousands of steps
     to bring it back."""
-    mean = np.average(Y, axis=0, weights=sw).astype(np.float64)
-    half = _HALF_ROW / Y.shape[0]
-    if isinstance(activation, (_act.Sigmoid, _act.Softmax)):
-        mean = np.clip(mean, half, 1 - half)
-    elif isinstance(activation, _act.Exp):
-        mean = np.maximum(mean, half)
-    bias = activation.inverse(mean)
+    # targets near the float maximum overflow the mean or the inverse: an infinite
+    # bias, which training then reports as the input's values, without numpy's warning
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = np.average(Y, axis=0, weights=sw).astype(np.float64)
+        half = _HALF_ROW / Y.shape[0]
+        if isinstance(activation, (_act.Sigmoid, _act.Softmax)):
+            mean = np.clip(mean, half, 1 - half)
+        elif isinstance(activation, _act.Exp):
+            mean = np.maximum(mean, half)
+        bias = activation.inverse(mean)
     return 0.0 if bias is None else bias

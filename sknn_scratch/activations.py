@@ -400,6 +400,11 @@ class LeakyReLU(Activation):
     def max_derivative(self):
         return max(1.0, abs(float(self.negative_slope)))
 
+    @property
+    def value_range(self):
+        # a slope <= 0 maps z <= 0 to values >= 0
+        return (-np.inf if self.negative_slope > 0 else 0.0), np.inf
+
     def forward(self, z):
         z = np.asarray(z)
         slope = _in_dtype_of(z, self.negative_slope)
@@ -465,6 +470,11 @@ class ELU(Activation):
     @property
     def max_derivative(self):
         return max(1.0, abs(float(self.alpha)))
+
+    @property
+    def value_range(self):
+        # alpha (exp(z) - 1) lies in (-alpha, 0] for z <= 0, in [0, -alpha) if alpha < 0
+        return (-float(self.alpha) if self.alpha > 0 else 0.0), np.inf
 
     def forward(self, z):
         z = np.asarray(z)
@@ -547,6 +557,9 @@ class SiLU(Activation):
     array([0.5])
     """
 
+    # z sigmoid(z) is smallest at z = -1.2785
+    value_range = (-0.2784645427610738, np.inf)
+
     def forward(self, z):
         return z * _sigmoid(z)
 
@@ -568,6 +581,9 @@ class GELU(Activation):
     >>> GELU().derivative(np.array([0.0]))
     array([0.5])
     """
+
+    # z Phi(z) is smallest at z = -0.7518
+    value_range = (-0.16997120747990363, np.inf)
 
     def forward(self, z):
         return z * ndtr(z)

@@ -46,7 +46,7 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import (check_array, check_is_fitted, column_or_1d,
                                       validate_data)
 
-from ._base import BaseMLPScratch
+from ._base import BaseMLPScratch, _unit_weights
 from ._processes import using_blas
 from .network import activate_
 
@@ -306,12 +306,13 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
     # a bounded output's range have a gradient: they are not refused here)
     estimator._check_targets(Y, net.activations[-1], reachable=False)
     sw = estimator._row_weights(y, sample_weight, X)  # as fit weighs them
+    sw, alpha = _unit_weights(sw, estimator.alpha)
     flat = net.pack(estimator.coefs_, estimator.intercepts_,
                     getattr(estimator, "_slopes", None))
     grad = np.empty_like(flat)
     # the loss's value is not used: one that overflows is no concern of the gradient's
     with using_blas(), np.errstate(over="ignore", invalid="ignore"):
-        net.loss_grad(flat, X, Y, sw, estimator.alpha, grad)
+        net.loss_grad(flat, X, Y, sw, alpha, grad)
     gcoefs = net.unpack(grad)[0]
     return [_at_unit_scale(np.linalg.norm, g) for g in gcoefs[:-1]]
 

@@ -43,7 +43,9 @@ _PARAMS_DOC = """hidden_layer_sizes : int or array-like of int, default=(100,)
         (not "prelu", whose slopes only hidden layers learn, nor "softmax"; the
         Poisson loss takes only "exp"); a classifier accepts only the output "auto"
         would pick. Targets outside the output's ``value_range`` (below 0 for ReLU,
-        softplus and exp, beyond [0, 1] for sigmoid, [-1, 1] for tanh) are refused.
+        softplus, exp and a leaky ReLU of slope <= 0, below -alpha for ELU, -0.2785
+        for SiLU, -0.1700 for GELU, beyond [0, 1] for sigmoid, [-1, 1] for tanh) are
+        refused.
         The output bias starts at the inverse link of the weighted target mean (the
         README's "Output activation" has the details).
     init : "auto", str, Initializer or list of them, default="auto"
@@ -361,11 +363,16 @@ def _check_class_weight_dict(class_weight, classes):
     known = {key(c) for c in classes}
     unknown = [k for k in class_weight if k not in known]
     if unknown and len(class_weight) - len(unknown) < len(known):
+        # labels "0", "1" are looked up as 0, 1: a dict keyed by the labels misses
+        as_int = [k for k in unknown if isinstance(k, str) and key(k) in known]
+        hint = (f" Labels that read as integers are looked up as integers, as in "
+                f"scikit-learn's compute_class_weight: key {as_int[0]!r} as "
+                f"{key(as_int[0])!r}." if as_int else "")
         raise ValueError(
             f"class_weight has keys that are not classes of y: {unknown!r} (the classes "
             f"are {np.asarray(classes).tolist()!r}). A dict that leaves classes out, "
             "to weigh 1, may hold only classes; one that names every class may hold "
-            "other keys too.")
+            "other keys too." + hint)
     for k, w in class_weight.items():
         if not (isinstance(w, numbers.Real) and math.isfinite(w) and w >= 0):
             raise ValueError(f"class_weight[{k!r}] must be a finite number >= 0, "

@@ -173,8 +173,12 @@ class PoissonDeviance(Loss):
         return (terms - y + a).sum(axis=1)
 
     def _derivative(self, y, a, out):
-        # 1 - y / a, a kept above 0 as in the value
-        np.divide(y, np.maximum(a, np.finfo(a.dtype).tiny), out=out)
+        # 1 - y / a, a kept above 0 as in the value, and y / a below the float maximum:
+        # where exp(z) underflows to 0, an infinite dl/da times g'(z) = 0 would be NaN
+        info = np.finfo(a.dtype)
+        with np.errstate(over="ignore"):
+            np.divide(y, np.maximum(a, info.tiny), out=out)
+        np.minimum(out, info.max, out=out)
         np.subtract(1, out, out=out)
 
     def surely_finite(self, a_bound, z_bound, y_bound, n_terms, limit):

@@ -885,3 +885,27 @@ def _naive_sigmoid(z):
 def test_max_derivative_of_a_users_activation(forward, derivative, scale):
     assert _elementwise(forward, derivative).max_derivative == pytest.approx(scale,
                                                                              rel=1e-9)
+
+
+@pytest.mark.parametrize("act", [a for a in WITH_PARAMS if not a.output_only]
+                         + [acts.LeakyReLU(0.0), acts.ELU(alpha=0.0)], ids=repr)
+def test_value_range_holds_every_value_and_its_finite_edges_are_reached(act):
+    """A regressor refuses targets beyond ``value_range``: a range too narrow would
+    refuse reachable targets, one too wide (the default) lets a fit end on a bound
+    with no word."""
+    z = np.linspace(-60, 60, 240_001)  # steps of 5e-4 around the minima, at -1.28, -0.75
+    if act.learnable:
+        a = act.forward_param_(z.reshape(-1, 1).copy(), np.array([0.25]))
+    else:
+        a = act.forward(z)
+    low, high = act.value_range
+    assert low <= a.min() and a.max() <= high
+    if act.learnable:  # its slopes are learned: no bound
+        assert act.value_range == (-np.inf, np.inf)
+        return
+    far = act.forward(np.array([-1e6, 1e6]))
+    for edge, reached, bounded in ((low, a.min(), far[0] > -1e3),
+                                   (high, a.max(), far[1] < 1e3)):
+        assert np.isfinite(edge) == bounded
+        if bounded:
+            assert reached == pytest.approx(edge, abs=1e-6)

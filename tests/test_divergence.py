@@ -345,3 +345,15 @@ def test_divergence_with_early_stopping_and_no_scored_epoch_says_untrained():
                       "this fit started from were kept: the model is untrained.$"):
         est.fit(X * 1e305, Y_CLS)
     assert est.validation_scores_ == [-np.inf]
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e307), (np.float32, 1e37)])
+@pytest.mark.parametrize("output", ["identity", "leaky_relu"])
+def test_targets_whose_mean_overflows_raise_without_numpy_warnings(output, dtype, scale):
+    # the output bias starts at the inverse link of the targets' mean, which overflows
+    # here (the sum in the mean, or the inverse of a leaky ReLU of slope 0.01)
+    y = (-(1.0 + 0.1 * RNG.rand(60)) * scale).astype(dtype)
+    est = MLPScratchRegressor(hidden_layer_sizes=(4,), output_activation=output,
+                              max_iter=5, random_state=0)
+    with pytest.raises(ValueError, match=NONFINITE_MSG):
+        est.fit(X.astype(dtype), y)

@@ -268,3 +268,88 @@ def test_a_non_canonical_delta_is_finite_at_probabilities_0_and_1(name, act, y, 
         LOSSES[name]().value_and_delta(y, a, a.copy(), act, None, delta)
     assert np.isfinite(delta).all()
 
+
+class _RenamedExp(activations.Exp):
+    """Not the canonical pair of the Poisson deviance: its delta is dl/da g'(z)."""
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_non_canonical_poisson_delta_is_finite_where_exp_underflows(dtype):
+    # dl/da = 1 - y / a, with a = exp(-1e4) = 0 held at the smallest normal number,
+    # overflowed to -inf for y above 4, and -inf times g'(z) = 0 was NaN
+    z = np.array([[-1e4], [-50.0], [0.0]], dtype)
+    y = np.full((3, 1), 5.0, dtype)
+    act = _RenamedExp()
+    a = act.forward(z)
+    delta = np.empty_like(a)
+    with np.errstate(all="raise", under="ignore"):
+        LOSSES["poisson"]().value_and_delta(y, a, z.copy(), act, None, delta)
+    assert np.isfinite(delta).all()
+    np.testing.assert_allclose(delta[1:], a[1:] - y[1:], rtol=1e-5)
+
+
+def _price_data(dtype):
+    rng = np.random.RandomState(0)
+    X = rng.randn(120, 4).astype(dtype)
+    y = ((X @ [1.0, -2.0, 0.5, 0.0]) * 1e5 + 3e5).astype(dtype)
+    w = rng.uniform(0.5, 4.0, size=120)
+    return X, y, w
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_weights_and_alpha_scaled_alike_give_the_same_fit(solver, n_jobs):
+    # J(c w, c alpha) = J(w, alpha): weights of 1e27 and more, whose weighted losses
+    # of price-scale targets overflowed float32 before J divided them by their sum,
+    # train to the same weights, bitwise, as the same weights at unit scale
+    from sknn_scratch import MLPScratchRegressor
+    X, y, w = _price_data(np.float32)
+    c = 2.0 ** 90
+    params = dict(hidden_layer_sizes=(6,), solver=solver, max_iter=8, batch_size=40,
+                  # sgd's steps on these targets' gradients diverge at adam's rate
+                  learning_rate_init=1e-9 if solver == "sgd" else 1e-3,
+                  random_state=0, n_jobs=n_jobs)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            unit = MLPScratchRegressor(alpha=1e-3, **params).fit(X, y, sample_weight=w)
+            large = MLPScratchRegressor(alpha=1e-3 * c, **params).fit(
+                X, y, sample_weight=w * c)
+    assert large.loss_curve_ == unit.loss_curve_
+    assert np.isfinite(unit.loss_curve_).all()
+    for a, b in zip(large.coefs_ + large.intercepts_, unit.coefs_ + unit.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_diagnose_takes_weights_and_alpha_scaled_alike_as_fit_does():
+    from sknn_scratch import MLPScratchRegressor
+    from sknn_scratch.diagnostics import diagnose
+    X, y, w = _price_data(np.float32)
+    c = 2.0 ** 115  # w_i dl/dz_i beyond float32 before the division by sum w
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        model = MLPScratchRegressor(hidden_layer_sizes=(6,), max_iter=3, alpha=1e-3,
+                                    random_state=0).fit(X, y, sample_weight=w)
+        unit = diagnose(model, X, y, sample_weight=w)
+        model.set_params(alpha=1e-3 * c)
+        large = diagnose(model, X, y, sample_weight=w * c)
+    assert [layer.grad_norm for layer in large.layers] == [
+        layer.grad_norm for layer in unit.layers]
+    assert all(np.isfinite(layer.grad_norm) for layer in large.layers)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_unit_weights_keep_the_smallest_weight_normal_and_leave_sw_alone(dtype):
+    from sknn_scratch._base import _unit_weights
+    tiny = float(np.finfo(dtype).tiny)
+    sw = np.array([0.0, tiny * 4, 1e30], dtype)
+    before = sw.copy()
+    scaled, alpha = _unit_weights(sw, 3.0)
+    np.testing.assert_array_equal(sw, before)
+    assert scaled.dtype == dtype
+    assert scaled[1] == tiny and scaled[0] == 0  # only down to the smallest normal
+    assert alpha == 3.0 / 4 and scaled[2] == sw[2] / 4
+    scaled, alpha = _unit_weights(np.array([1.0, 3e20, 7.0], dtype), 1.0)
+    assert 1 <= scaled.max() < 2 and alpha == 2.0 ** -68  # 2^68 <= 3e20 < 2^69
+    same = np.array([0.25, 1.9], dtype)
+    assert _unit_weights(same, 2.0)[0] is same  # already at unit scale: no copy

@@ -280,6 +280,32 @@ def test_targets_beyond_a_bounded_output_are_refused(output, inside, outside, bo
     _quiet_fit(est, X, rounded)
 
 
+@pytest.mark.parametrize("output, low", [
+    (ELU(alpha=0.5), -0.5), ("silu", -0.2784645427610738),
+    ("gelu", -0.16997120747990363)])
+def test_targets_below_an_output_bounded_below_are_refused(output, low):
+    """ELU, SiLU and GELU outputs never go below their minimum: a fit on targets down
+    to -175 ended on it with no word; targets down to the minimum train."""
+    est = MLPScratchRegressor(**SMALL, output_activation=output)
+    name = "elu" if isinstance(output, ELU) else output
+    y = np.linspace(-3, 3, 30)
+    below = np.count_nonzero(y < low)
+    with pytest.raises(ValueError, match=rf"y has {below} values outside \[{low:g}, "
+                       rf"inf\] .* the range of the output activation '{name}'"):
+        est.fit(X, y)
+    _quiet_fit(est, X, np.linspace(low, 3, 30))
+
+
+@pytest.mark.parametrize("output", [LeakyReLU(negative_slope=0.0),
+                                    LeakyReLU(negative_slope=-0.5), ELU(alpha=-1.0)])
+def test_outputs_whose_parameter_keeps_them_non_negative_refuse_negative_targets(output):
+    est = MLPScratchRegressor(**SMALL, output_activation=output)
+    with pytest.raises(ValueError, match="negative values .* can only predict values >= 0"):
+        est.fit(X, Y_REG)
+    _quiet_fit(est, X, np.abs(Y_REG))
+    _quiet_fit(MLPScratchRegressor(**SMALL, output_activation=LeakyReLU()), X, Y_REG)
+
+
 def test_negative_targets_with_a_softplus_output_are_refused():
     est = MLPScratchRegressor(**SMALL, output_activation="softplus")
     with pytest.raises(ValueError,
@@ -444,6 +470,21 @@ def test_bad_component_spec_names_parameter(Est, y, param, value, match):
 def test_bad_class_weight(class_weight, match):
     with pytest.raises(ValueError, match=match):
         MLPScratchClassifier(class_weight=class_weight, **SMALL).fit(X, Y_CLS)
+
+
+def test_a_class_weight_dict_keyed_by_digit_labels_is_told_to_use_integers():
+    """Labels "0", "1" are looked up as 0, 1 (scikit-learn's rule): the error listed
+    the keys '0', '1' as not among the classes '0', '1', and said no more."""
+    y = np.array(["0", "1", "2"])[Y_CLS]
+    with pytest.raises(ValueError, match=r"not classes of y: \['0', '1'\] \(the classes "
+                       r"are \['0', '1', '2'\]\).* Labels that read as integers are "
+                       r"looked up as integers, as in scikit-learn's compute_class_weight: "
+                       r"key '0' as 0.$"):
+        MLPScratchClassifier(class_weight={"0": 1.0, "1": 5.0}, **SMALL).fit(X, y)
+    a = _quiet_fit(MLPScratchClassifier(class_weight={0: 1.0, 1: 5.0}, **SMALL), X, y)
+    b = _quiet_fit(MLPScratchClassifier(**SMALL), X, y,
+                   sample_weight=np.array([1.0, 5.0, 1.0])[Y_CLS])
+    np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
 
 
 def test_a_class_weight_dict_that_names_every_class_may_hold_other_keys():
