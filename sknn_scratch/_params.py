@@ -22,7 +22,7 @@ class ParamsMixin:
 
     def _check_params(self):
         """Raise a ValueError naming the first parameter out of its range."""
-        own = self.get_params()  # a subclass may take other parameters than its parent
+        own = self.get_params(deep=False)  # a subclass may take other parameters
         for name, least in self._real_params.items():
             if name not in own:
                 continue
@@ -49,39 +49,58 @@ class ParamsMixin:
         return sorted(names)
 
     def get_params(self, deep=True):
-        """Return the constructor parameters as a dict."""
+        """Return the constructor parameters as a dict; with ``deep``, those of
+        parameters that have parameters too (an activation that wraps another), as
+        ``name__inner``, as a scikit-learn estimator does."""
         params = {}
         for name in self._get_param_names():
             try:
-                params[name] = getattr(self, name)
+                value = getattr(self, name)
             except AttributeError:
                 raise AttributeError(
                     f"{type(self).__name__} has no attribute {name!r}, which its "
                     f"__init__ takes: as in a scikit-learn estimator, each __init__ "
                     f"argument must be stored under its own name (self.{name} = "
                     f"{name}), where get_params, clone and the repr read it.") from None
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                params.update((f"{name}__{k}", v)
+                              for k, v in value.get_params(deep=True).items())
+            params[name] = value
         return params
 
     def set_params(self, **params):
-        """Set constructor parameters; unknown names raise ``ValueError``."""
+        """Set constructor parameters, and with ``name__inner`` those of a parameter
+        that has parameters; unknown names raise ``ValueError``."""
         valid = self._get_param_names()
-        for name, value in params.items():
+        nested = {}
+        for key, value in params.items():
+            name, _, inner = key.partition("__")
             if name not in valid:
                 raise ValueError(
                     f"Invalid parameter {name!r} for {type(self).__name__}. "
                     f"Valid parameters are: {valid}."
                 )
-            setattr(self, name, value)
+            if inner:
+                nested.setdefault(name, {})[inner] = value
+            else:
+                setattr(self, name, value)
+        for name, inner in nested.items():
+            value = getattr(self, name)
+            if not hasattr(value, "set_params") or isinstance(value, type):
+                raise ValueError(
+                    f"Invalid parameter {name + '__' + next(iter(inner))!r} for "
+                    f"{type(self).__name__}: its {name}, {value!r}, has no parameters.")
+            value.set_params(**inner)
         return self
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other):
         if type(self) is not type(other):
             return False
-        mine, theirs = self.get_params(), other.get_params()
+        mine, theirs = self.get_params(deep=False), other.get_params(deep=False)
         return mine.keys() == theirs.keys() and all(
             _equal(value, theirs[name]) for name, value in mine.items())
 

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.pipeline import Pipeline
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import (check_array, check_is_fitted, column_or_1d,
                                       validate_data)
@@ -127,12 +128,39 @@ class Diagnosis:
     __repr__ = __str__
 
 
+def fitted_mlp(estimator, X=None):
+    """The fitted MLP of ``estimator`` and ``X`` as that MLP takes it: ``estimator``
+    itself, the last step of a :class:`~sklearn.pipeline.Pipeline` (``X`` through the
+    steps before it) or the ``best_estimator_`` of a fitted search (either of those).
+    Raises ``TypeError`` for anything else."""
+    given = estimator
+    for _ in range(8):  # a search of pipelines, a pipeline in a pipeline...
+        if isinstance(estimator, BaseMLPScratch):
+            check_is_fitted(estimator)
+            return estimator, X
+        if isinstance(estimator, Pipeline) and len(estimator):
+            check_is_fitted(estimator)
+            if X is not None and len(estimator) > 1:
+                X = estimator[:-1].transform(X)
+            estimator = estimator[-1]
+        elif hasattr(estimator, "best_estimator_"):
+            estimator = estimator.best_estimator_
+        else:
+            if hasattr(estimator, "refit") and hasattr(estimator, "estimator"):
+                check_is_fitted(estimator)  # a search, not fitted yet
+                raise TypeError(
+                    f"This {type(estimator).__name__} keeps no best_estimator_ "
+                    "(refit=False): the diagnostics take a fitted model.")
+            break
+    raise TypeError(
+        f"The diagnostics take an MLPScratchClassifier or MLPScratchRegressor, a "
+        f"Pipeline that ends with one or a fitted search of them (its best_estimator_), "
+        f"got {type(given).__name__}"
+        + ("" if estimator is given else f" of a {type(estimator).__name__}") + ".")
+
+
 def _hidden_pass(estimator, X):
     """Validated ``X`` through the hidden layers: ``[(z, a, slope), ...]`` per layer."""
-    if not isinstance(estimator, BaseMLPScratch):
-        raise TypeError(f"The diagnostics take an MLPScratchClassifier or "
-                        f"MLPScratchRegressor, got {type(estimator).__name__}.")
-    check_is_fitted(estimator)
     X = validate_data(estimator, X, accept_sparse=["csr", "csc"], reset=False,
                       dtype=(np.float64, np.float32))
     estimator._check_weight_shapes()  # weights assigned to coefs_ as predict checks them
@@ -163,13 +191,15 @@ def layer_outputs(estimator, X):
     Parameters
     ----------
     estimator : fitted MLPScratchClassifier or MLPScratchRegressor
+        Or a fitted Pipeline that ends with one (``X`` goes through its steps before),
+        or a fitted search of either (its ``best_estimator_``).
     X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
     Returns
     -------
     list of ndarray of shape (n_samples, n_units)
     """
-    return [a for _, a, _ in _hidden_pass(estimator, X)[1]]
+    return [a for _, a, _ in _hidden_pass(*fitted_mlp(estimator, X))[1]]
 
 
 def diagnose(estimator, X, y=None, sample_weight=None):
@@ -179,7 +209,8 @@ def diagnose(estimator, X, y=None, sample_weight=None):
     ----------
     estimator : fitted MLPScratchClassifier or MLPScratchRegressor
         Its current ``coefs_`` / ``intercepts_`` are used (weights assigned after
-        ``fit`` included).
+        ``fit`` included). Or a fitted Pipeline that ends with one (``X`` goes through
+        its steps before), or a fitted search of either (its ``best_estimator_``).
     X : {array-like, sparse matrix} of shape (n_samples, n_features)
     y : array-like, optional
         Targets of ``X``; when given, each layer reports ``grad_norm``, the Frobenius
@@ -194,6 +225,7 @@ def diagnose(estimator, X, y=None, sample_weight=None):
     Diagnosis
         One :class:`LayerDiagnosis` per hidden layer; ``print`` shows a table.
     """
+    estimator, X = fitted_mlp(estimator, X)
     X, layers = _hidden_pass(estimator, X)
     acts = estimator._network.activations[:-1]
     if y is None and sample_weight is not None:

@@ -6,11 +6,10 @@ optional ``ax`` and returns the :class:`matplotlib.figure.Figure` it drew on.
 """
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
 from . import activations as _act
 from ._params import _equal
-from .diagnostics import Diagnosis, LayerDiagnosis
+from .diagnostics import Diagnosis, LayerDiagnosis, fitted_mlp
 
 __all__ = ["plot_activations", "plot_loss_curves", "plot_diagnostics"]
 
@@ -141,6 +140,8 @@ def plot_loss_curves(estimators, labels=None, *, ax=None, log=False):
     Parameters
     ----------
     estimators : fitted estimator, list of them or dict ``{label: estimator}``
+        Each an MLPScratchClassifier or MLPScratchRegressor, a Pipeline that ends
+        with one or a fitted search of either (its ``best_estimator_``).
     labels : list of str, optional
         One per estimator; not with a dict, whose keys are the labels. Default: each
         estimator's activation, followed by the parameters in which estimators of the
@@ -160,13 +161,12 @@ def plot_loss_curves(estimators, labels=None, *, ax=None, log=False):
         labels, estimators = list(estimators), list(estimators.values())
     elif not isinstance(estimators, (list, tuple)):
         estimators = [estimators]
+    estimators = [fitted_mlp(est)[0] for est in estimators]
     if labels is None:
         labels = _default_labels(estimators)
     elif len(labels) != len(estimators):
         raise ValueError(f"{len(labels)} labels for {len(estimators)} estimators: give "
                          "one label per estimator.")
-    for est in estimators:
-        check_is_fitted(est)
     fig, (ax,) = _figure_and_axes(ax, 1, (6.5, 4.2))
     for est, label in zip(estimators, labels):
         n_epochs = len(est.loss_curve_)

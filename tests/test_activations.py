@@ -8,6 +8,7 @@ import pytest
 from scipy.special import expit
 from sklearn.base import clone
 from sklearn.datasets import load_iris
+from sklearn.model_selection import GridSearchCV
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sknn_scratch import MLPScratchClassifier, MLPScratchRegressor
@@ -156,6 +157,52 @@ def test_get_params_and_set_params():
     assert act.negative_slope == 0.3
     with pytest.raises(ValueError, match="negative_slope"):
         act.set_params(slope=0.1)
+
+
+class _Wrapping(Activation):
+    """An activation with an activation as a parameter: ``scale * inner(z)``."""
+
+    def __init__(self, inner=None, scale=1.0):
+        self.inner = inner
+        self.scale = scale
+
+    def forward(self, z):
+        return self.scale * self.inner.forward(z)
+
+    def derivative(self, z):
+        return self.scale * self.inner.derivative(z)
+
+
+def test_parameters_of_a_parameter_are_reached_with_double_underscores():
+    """As in a scikit-learn estimator that wraps another: get_params(deep=True) named
+    activation__inner__negative_slope, which set_params and a grid search refused."""
+    act = _Wrapping(inner=LeakyReLU(0.1), scale=2.0)
+    assert act.get_params(deep=False) == {"inner": act.inner, "scale": 2.0}
+    assert act.get_params() == {"inner": act.inner, "inner__negative_slope": 0.1,
+                                "scale": 2.0}
+    assert repr(act) == "_Wrapping(inner=LeakyReLU(negative_slope=0.1), scale=2.0)"
+    inner = act.inner
+    assert act.set_params(inner__negative_slope=0.3, scale=1.0) is act
+    assert act.inner is inner and inner.negative_slope == 0.3 and act.scale == 1.0
+    with pytest.raises(ValueError, match="Invalid parameter 'slope' for LeakyReLU"):
+        act.set_params(inner__slope=0.1)
+    with pytest.raises(ValueError, match=r"Invalid parameter 'scale__x' for _Wrapping: "
+                                         r"its scale, 1.0, has no parameters"):
+        act.set_params(scale__x=0.1)
+
+    X, y = load_iris(return_X_y=True)
+    user = _Wrapping(inner=LeakyReLU(0.1))
+    est = MLPScratchClassifier((8,), activation=user, max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search = GridSearchCV(est, {"activation__inner__negative_slope": [0.05, 0.3]},
+                              cv=2).fit(X, y)
+        best = search.best_params_["activation__inner__negative_slope"]
+        direct = clone(est).set_params(activation__inner__negative_slope=best).fit(X, y)
+    assert user.inner.negative_slope == 0.1  # cloned, never the user's object
+    assert search.cv_results_["params"][1] == {"activation__inner__negative_slope": 0.3}
+    assert search.best_estimator_.activation.inner.negative_slope == best
+    np.testing.assert_array_equal(search.best_estimator_.coefs_[0], direct.coefs_[0])
 
 
 def test_equality_and_hash_follow_class_and_parameters():

@@ -9,7 +9,9 @@ import pytest
 import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.datasets import load_breast_cancer, make_classification, make_regression
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
@@ -615,8 +617,44 @@ def test_diagnostics_name_an_estimator_that_is_not_ours(data):
     theirs = _fit(MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0), X, y)
     for call in (diagnose, layer_outputs):
         with pytest.raises(TypeError, match="take an MLPScratchClassifier or "
-                                            "MLPScratchRegressor, got MLPClassifier"):
+                                            "MLPScratchRegressor, a Pipeline that ends "
+                                            "with one or a fitted search of them .its "
+                                            "best_estimator_., got MLPClassifier.$"):
             call(theirs, X)
+
+
+def test_diagnostics_take_a_pipeline_or_a_search_as_their_mlp(data):
+    """A Pipeline (X through its steps) or a fitted search (its best_estimator_) is
+    diagnosed as the MLP it ends with: they raised a TypeError."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    X, y = data
+    pipe = make_pipeline(StandardScaler(), MLPScratchClassifier((4,), max_iter=5,
+                                                                random_state=0))
+    search = GridSearchCV(pipe, {"mlpscratchclassifier__activation": ["relu", "tanh"]},
+                          cv=2)
+    search = _fit(search, X, y)
+    best = search.best_estimator_
+    mlp, Xt = best[-1], best[:-1].transform(X)
+    expected = diagnose(mlp, Xt, y).to_dicts()
+    for given in (best, search):
+        assert diagnose(given, X, y).to_dicts() == expected
+        for got, want in zip(layer_outputs(given, X), layer_outputs(mlp, Xt)):
+            np.testing.assert_array_equal(got, want)
+    with pytest.raises(NotFittedError):
+        diagnose(clone(pipe), X)
+    with pytest.raises(NotFittedError):
+        diagnose(clone(search), X)
+    unrefitted = _fit(clone(search).set_params(refit=False), X, y)
+    with pytest.raises(TypeError, match=r"This GridSearchCV keeps no best_estimator_ "
+                                        r"\(refit=False\)"):
+        diagnose(unrefitted, X)
+    other = _fit(make_pipeline(StandardScaler(), LogisticRegression()), X, y)
+    with pytest.raises(TypeError, match="a Pipeline that ends with one or a fitted "
+                                        "search of them .its best_estimator_., got "
+                                        "Pipeline of a LogisticRegression."):
+        layer_outputs(other, X)
 
 
 def test_diagnose_refuses_a_sparse_y_of_a_single_label_model_as_fit_does(data):

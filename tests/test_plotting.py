@@ -194,6 +194,31 @@ def test_plot_activations_refuses_an_output_only_activation():
         plot_activations(["relu", "softmax"])
 
 
+def test_plot_loss_curves_takes_pipelines_and_searches_as_their_mlp(fitted):
+    """A raw AttributeError ('Pipeline' object has no attribute 'loss_curve_') before."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    _, X, y = fitted
+    pipe = make_pipeline(StandardScaler(), MLPScratchClassifier((4,), activation="tanh",
+                                                                max_iter=8,
+                                                                random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = GridSearchCV(pipe, {"mlpscratchclassifier__alpha": [1e-4]}, cv=2)
+        search.fit(X, y)
+    for given in (search.best_estimator_, search):
+        ax = plot_loss_curves(given).axes[0]
+        (line,) = ax.get_lines()
+        assert line.get_label() == "tanh"
+        np.testing.assert_array_equal(line.get_ydata(),
+                                      search.best_estimator_[-1].loss_curve_)
+    other = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    with pytest.raises(TypeError, match="got Pipeline of a LogisticRegression"):
+        plot_loss_curves([other])
+
+
 def test_plot_loss_curves_of_an_unfitted_estimator_says_not_fitted():
     from sklearn.exceptions import NotFittedError
 
