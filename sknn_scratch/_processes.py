@@ -92,6 +92,11 @@ def inside_parallel_worker():
             return "a dask worker"
         except (ValueError, AttributeError):  # not in a dask task
             pass
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None and multiprocessing.current_process().daemon:
+        # a multiprocessing.Pool's workers are daemonic: multiprocessing itself lets
+        # them start no processes of their own
+        return "a multiprocessing worker (a daemonic process)"
     return None
 
 
@@ -247,6 +252,7 @@ class ProcessTeam:
         # read here, not in the forked process: by the time it runs, this one may
         # already have given its first command
         self._commands = int(self.control[_CMD])
+        die_with_parent = _parent_death_signal()  # looked up before forking
         for rank in range(1, self.k):
             # SIGINT blocked across the fork as well: in a fit off the main thread,
             # where nothing holds it back, the forked process starts with it blocked
@@ -256,7 +262,8 @@ class ProcessTeam:
                 pid = os.fork()
                 if pid == 0:  # pragma: no cover - runs in the forked process
                     try:  # it never returns, not even through an error: never a copy
-                        self._serve(rank)  # of this program that runs on
+                        die_with_parent()  # of this program that runs on
+                        self._serve(rank)
                     finally:
                         os._exit(1)
                 self._pids[pid] = rank
@@ -312,12 +319,13 @@ class ProcessTeam:
                 if polls % 64:  # it notices within 0.1 ms: a sleep here took 0.7
                     os.sched_yield()
                     continue
-                if os.waitpid(pid, os.WNOHANG) != (0, 0):  # gone unannounced: reaped
+                if _exit_status(pid) is not None:  # gone unannounced: reaped
                     del pids[pid]
                     break
                 if time.monotonic() > deadline:  # pragma: no cover - a stuck process
                     os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, 0)
                     del pids[pid]
                     break
                 if polls > 4096:
@@ -507,15 +515,24 @@ class ProcessTeam:
             self._exit_if_abandoned(rank)  # pragma: no cover - runs in a forked process
             return
         for pid in list(self._pids):
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
+            status = _exit_status(pid)
+            if status is not None:
                 del self._pids[pid]
             failed = int(self.control[_FAILED])  # set once its message is written
-            if done or failed:
-                why = (_read(self.error[failed]) if failed else
-                       f"exited with status {os.waitstatus_to_exitcode(status)}")
-                raise TeamFailure(f"A process of this fit's n_jobs={self.k} team "
+            if status is None and not failed:
+                continue
+            if failed:
+                why, original = _read(self.error[failed])
+            else:
+                why, original = (f"exited with status {status}" if status != "" else
+                                 "exited, and its exit status was collected elsewhere "
+                                 "(SIGCHLD ignored, or a waitpid of the program's)"), None
+            failure = TeamFailure(f"A process of this fit's n_jobs={self.k} team "
                                   f"failed: {why}")
+            original = _unpickled(original)
+            if original is not None:  # its own type, as without n_jobs
+                raise original from failure
+            raise failure
 
     def _serve(self, rank):  # pragma: no cover - runs in a forked process
         """The forked process: run epochs as told, then exit (never return)."""
@@ -536,7 +553,11 @@ class ProcessTeam:
         except BaseException as exc:  # noqa: BLE001 - reported to the parent
             code = 1
             text = f"{type(exc).__name__}: {exc}".encode()[:_MSG_BYTES // 2]
-            _write(self.error[rank], text.decode(errors="ignore"))
+            text = text.decode(errors="ignore")
+            try:  # the exception itself too, where it pickles and fits the slot
+                _write(self.error[rank], (text, pickle.dumps(exc)))
+            except Exception:  # noqa: BLE001 - the text is enough
+                _write(self.error[rank], (text, None))
             self.control[_FAILED] = rank
         finally:
             self._leave(rank, code)
@@ -815,6 +836,61 @@ def _sigint_deferred():
             previous(signal.SIGINT, received[0])  # the default raises KeyboardInterrupt
         elif received and previous == signal.SIG_DFL:  # pragma: no cover - unusual
             signal.raise_signal(signal.SIGINT)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal():
+    """A function that, called in a forked process, has Linux kill it when the thread
+    that forked it ends (its parent killed, say): a process stuck in a user's code (a
+    lock copied while held) never reaches the checks of its waiting loops, and would
+    outlive its parent. Found here, before the fork: loading a library in the forked
+    copy of a multi-threaded process can deadlock. Elsewhere a function that does
+    nothing."""
+    global _prctl
+    if _prctl is None:
+        _prctl = False
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(Exception):  # no libc to be found: the loops' checks
+                import ctypes
+                _prctl = ctypes.CDLL(None, use_errno=True).prctl
+    if not _prctl:
+        return lambda: None
+    parent, prctl = os.getpid(), _prctl
+
+    def die_with_parent():
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # gone before the request took hold
+            os._exit(1)
+
+    return die_with_parent
+
+
+_prctl = None
+
+
+def _exit_status(pid):
+    """The exit code of forked process ``pid`` if it has exited (and is reaped here),
+    ``""`` if it has exited and was reaped elsewhere (SIGCHLD ignored, a program's own
+    ``waitpid(-1)``), None while it runs."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return ""
+    return os.waitstatus_to_exitcode(status) if done else None
+
+
+def _unpickled(data):
+    """The exception a forked process pickled, or None: none sent, one that does not
+    unpickle (an ``__init__`` of other arguments), or no ``Exception`` (an exit)."""
+    if data is None:
+        return None
+    try:
+        exc = pickle.loads(data)
+    except Exception:  # noqa: BLE001 - the message still says what happened
+        return None
+    return exc if isinstance(exc, Exception) else None
 
 
 def _reap(pids):

@@ -224,6 +224,19 @@ def test_an_n_jobs_fit_in_a_parallel_worker_trains_in_one_process(digits, cluste
     assert [w for w in warned_dask if "in a dask worker" in w]
 
 
+def test_an_n_jobs_fit_in_a_multiprocessing_pool_worker_trains_in_one_process(digits):
+    """A Pool's workers are daemonic processes: neither joblib's nor dask's, they
+    used to fork a team each, 4 busy processes on 2 cores, with no word."""
+    import multiprocessing
+    X, y = digits
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        fits = pool.starmap(_fit_recording_warnings, [(X, y, 2), (X, y, None)])
+    (two, warned), (one, quiet) = fits
+    assert two == one and quiet == []
+    assert [w for w in warned
+            if "in a multiprocessing worker (a daemonic process)" in w]
+
+
 def _fit_recording_warnings(X, y, n_jobs):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
