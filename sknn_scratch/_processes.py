@@ -93,10 +93,12 @@ def inside_parallel_worker():
         except (ValueError, AttributeError):  # not in a dask task
             pass
     multiprocessing = sys.modules.get("multiprocessing")
-    if multiprocessing is not None and multiprocessing.current_process().daemon:
-        # a multiprocessing.Pool's workers are daemonic: multiprocessing itself lets
-        # them start no processes of their own
-        return "a multiprocessing worker (a daemonic process)"
+    if multiprocessing is not None:
+        # a Pool names its (daemonic) workers ForkPoolWorker-1, SpawnPoolWorker-2...;
+        # a process of the user's own, daemonic or not, keeps its team
+        process = multiprocessing.current_process()
+        if process.daemon and "PoolWorker-" in process.name:
+            return "a multiprocessing.Pool worker"
     return None
 
 
@@ -555,7 +557,7 @@ class ProcessTeam:
             text = f"{type(exc).__name__}: {exc}".encode()[:_MSG_BYTES // 2]
             text = text.decode(errors="ignore")
             try:  # the exception itself too, where it pickles and fits the slot
-                _write(self.error[rank], (text, pickle.dumps(exc)))
+                _write(self.error[rank], (text, _pickled_within(exc, _MSG_BYTES)))
             except Exception:  # noqa: BLE001 - the text is enough
                 _write(self.error[rank], (text, None))
             self.control[_FAILED] = rank
@@ -879,6 +881,31 @@ def _exit_status(pid):
     except ChildProcessError:
         return ""
     return os.waitstatus_to_exitcode(status) if done else None
+
+
+def _pickled_within(obj, limit):
+    """``pickle.dumps(obj)``, given up (``ValueError``) once it passes ``limit`` bytes:
+    an exception that holds a 400 MB array is not copied whole (1.4 s, and as much
+    memory again, in a forked process) to find that it does not fit its slot."""
+    chunks, size = [], 0
+
+    def check(n):
+        if size + n > limit:
+            raise ValueError(f"more than {limit} bytes")
+
+    class Sink:
+        def write(self, data):
+            nonlocal size
+            check(len(data))
+            size += len(data)
+            chunks.append(bytes(data))
+
+    def in_band(buffer):  # an array's data (protocol 5): checked before it is copied
+        check(buffer.raw().nbytes)
+        return True
+
+    pickle.Pickler(Sink(), protocol=5, buffer_callback=in_band).dump(obj)
+    return b"".join(chunks)
 
 
 def _unpickled(data):

@@ -233,8 +233,30 @@ def test_an_n_jobs_fit_in_a_multiprocessing_pool_worker_trains_in_one_process(di
         fits = pool.starmap(_fit_recording_warnings, [(X, y, 2), (X, y, None)])
     (two, warned), (one, quiet) = fits
     assert two == one and quiet == []
-    assert [w for w in warned
-            if "in a multiprocessing worker (a daemonic process)" in w]
+    assert [w for w in warned if "in a multiprocessing.Pool worker" in w]
+
+
+def test_a_daemonic_process_of_ones_own_keeps_its_team(digits):
+    """Only a Pool's workers are parallel workers: a process of the user's own, here
+    daemonic, has the cores to itself and forks its team."""
+    import multiprocessing
+    X, y = digits
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    process = ctx.Process(target=_fit_reporting_its_team, args=(X, y, queue),
+                          daemon=True)
+    process.start()
+    warned, shared_bytes = queue.get(timeout=120)
+    process.join(timeout=60)
+    assert process.exitcode == 0
+    assert warned == [] and shared_bytes > 0  # a team, and not a word
+
+
+def _fit_reporting_its_team(X, y, queue):
+    from sknn_scratch import _processes
+    _processes.last_team_memory["shared_bytes"] = 0
+    _, warned = _fit_recording_warnings(X, y, 2)
+    queue.put((warned, _processes.last_team_memory["shared_bytes"]))
 
 
 def _fit_recording_warnings(X, y, n_jobs):

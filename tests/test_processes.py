@@ -699,6 +699,31 @@ def test_a_forked_process_stuck_in_user_code_dies_with_its_parent(tmp_path):
     assert not alive
 
 
+class _Large(ValueError):
+    pass
+
+
+def test_an_exception_too_large_for_its_slot_is_not_pickled_whole(
+        forks, no_kill, monkeypatch):
+    """One that holds a 400 MB array took 1.4 s, and as much memory again in the
+    forked process, to be pickled and found too large: now given up at the slot's
+    size, and the message comes as a TeamFailure."""
+    def child_raises(in_parent):
+        if not in_parent:
+            error = _Large("with an array")
+            error.data = np.zeros(50_000_000 // 8)  # 50 MB
+            raise error
+
+    _hook_data_grad(monkeypatch, child_raises)
+    with pytest.raises(TeamFailure, match="failed: _Large: with an array$"):
+        _clf(n_jobs=2).fit(X, Y_CLS)
+    assert _processes._pickled_within(ValueError("small"), 4096)
+    big = ValueError("big")
+    big.data = np.zeros(10**6)
+    with pytest.raises(ValueError, match="more than 4096 bytes"):
+        _processes._pickled_within(big, 4096)
+
+
 def _refuse_to_unpickle(*args):
     raise TypeError("not this one")
 
