@@ -1137,11 +1137,10 @@ def _unit_weights(sw, alpha):
     if sw is None:
         return None, alpha
     positive = sw[sw > 0]
-    # frexp: x = m 2^e, 0.5 <= m < 1; the smallest normal number is 2^tiny_exponent
+    # frexp: x = m 2^e, 0.5 <= m < 1; the smallest normal number is 2^minexp
     largest_exponent = math.frexp(float(positive.max()))[1] - 1
     smallest_exponent = math.frexp(float(positive.min()))[1] - 1
-    tiny_exponent = math.frexp(float(np.finfo(sw.dtype).tiny))[1] - 1
-    shift = min(largest_exponent, smallest_exponent - tiny_exponent)
+    shift = min(largest_exponent, smallest_exponent - np.finfo(sw.dtype).minexp)
     if shift < 1:
         return sw, alpha
     return sw * math.ldexp(1.0, -shift), math.ldexp(float(alpha), -shift)

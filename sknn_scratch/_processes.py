@@ -524,14 +524,14 @@ class ProcessTeam:
             if status is None and not failed:
                 continue
             if failed:
-                why, original = _read(self.error[failed])
+                why, pickled = _read(self.error[failed])
             else:
-                why, original = (f"exited with status {status}" if status != "" else
-                                 "exited, and its exit status was collected elsewhere "
-                                 "(SIGCHLD ignored, or a waitpid of the program's)"), None
+                why, pickled = (f"exited with status {status}" if status != "" else
+                                "exited, and its exit status was collected elsewhere "
+                                "(SIGCHLD ignored, or a waitpid of the program's)"), None
             failure = TeamFailure(f"A process of this fit's n_jobs={self.k} team "
                                   f"failed: {why}")
-            original = _unpickled(original)
+            original = _unpickled(pickled)
             if original is not None:  # its own type, as without n_jobs
                 raise original from failure
             raise failure
@@ -841,6 +841,7 @@ def _sigint_deferred():
 
 
 _PR_SET_PDEATHSIG = 1
+_prctl = None  # libc's prctl once looked up, False where there is none
 
 
 def _parent_death_signal():
@@ -867,9 +868,6 @@ def _parent_death_signal():
             os._exit(1)
 
     return die_with_parent
-
-
-_prctl = None
 
 
 def _exit_status(pid):

@@ -134,7 +134,7 @@ def fitted_mlp(estimator, X=None):
     steps before it) or the ``best_estimator_`` of a fitted search (either of those).
     Raises ``TypeError`` for anything else."""
     given = estimator
-    for _ in range(8):  # a search of pipelines, a pipeline in a pipeline...
+    while True:  # a search of pipelines, a pipeline in a pipeline...
         if isinstance(estimator, BaseMLPScratch):
             check_is_fitted(estimator)
             return estimator, X
