@@ -493,7 +493,6 @@ class BaseMLPScratch(BaseEstimator):
         else:
             self._optimizer.own_state()
         X, Y, n, batch_size = gather.X, gather.Y, gather.X.shape[0], gather.batch_size
-        team = self._process_team(gather)
         self.n_iter_ = 0
         diverged = False
         # only early stopping goes back to the best epoch: no copy otherwise
@@ -501,6 +500,9 @@ class BaseMLPScratch(BaseEstimator):
         # epochs of the model's loss curve before the weights in _last_finite (0: the
         # weights its first epoch started from), for the divergence warning's wording
         self._last_finite_epochs = len(self.loss_curve_)
+        # no call between the team's fork reservation and the try that gives it up
+        # (where Python would run a signal's handler, which may raise)
+        team = self._process_team(gather)
         # a Ctrl-C during a step waits for the step's end (a team's epoch hands its
         # weights back whole or not at all: fetch_params)
         steps = WholeSteps() if team is None else None
@@ -569,6 +571,9 @@ class BaseMLPScratch(BaseEstimator):
                              or self._finite_at_end(X, Y, batch_size))
         else:
             interrupted = False
+        finally:
+            if team is not None:  # forked, or never to fork (an error before)
+                team.unreserve()
         del gather, grad, team
         self.__dict__.pop("_team", None)
         if not finite_at_end:

@@ -28,6 +28,7 @@ order in which a batch's gradient terms are summed differs, so a fit agrees with
 one-process fit to rounding, and equals bitwise every fit with the same ``n_jobs``.
 """
 
+import _thread
 import contextlib
 import copy
 import mmap
@@ -38,6 +39,7 @@ import sys
 import threading
 import time
 import tracemalloc
+import weakref
 
 import numpy as np
 import threadpoolctl
@@ -140,8 +142,9 @@ class ProcessTeam:
     alpha : float
     """
 
-    # holds the fork reservation (reserve_fork) until forked; a class default, so that
-    # __del__ finds it even when __init__ failed (its shared memory, say) before the end
+    # holds the fork reservation (reserve_fork) until forked, or until the fit gives
+    # it up (unreserve: the fit's own try, not __del__, which an error in the fit's
+    # frames would keep alive while every other fit and prediction waited)
     _reserved = False
 
     def __init__(self, n_procs, network, optimizer, params, gather, alpha):
@@ -196,16 +199,21 @@ class ProcessTeam:
     def reserve(self):
         """Reserve the fork (see :func:`reserve_fork`); False if another fit or
         prediction of this process is running."""
-        self._reserved = reserve_fork()
+        try:
+            with _signals_deferred():  # the count and the flag change together
+                self._reserved = reserve_fork()
+        except BaseException:  # a handler raised as the block ended: not reserved
+            self.unreserve()
+            raise
         return self._reserved
 
-    def _release(self):
+    def unreserve(self):
+        """Give up the reservation, if it holds one (forked, or never to fork)."""
         if self._reserved:
-            self._reserved = False
-            release_fork()
-
-    def __del__(self):
-        self._release()  # a team made but never entered (an interrupt in between)
+            with _signals_deferred():  # the flag and the count change together
+                if self._reserved:
+                    self._reserved = False
+                    release_fork()
 
     @property
     def shared_bytes(self):
@@ -219,11 +227,11 @@ class ProcessTeam:
     # ---------------------------------------------------------------- lifetime
     def __enter__(self):
         try:
-            with _sigint_deferred():  # forks and thread limits are set up whole
+            with _signals_deferred():  # forks and thread limits are set up whole
                 try:
                     self._enter()
                 finally:
-                    self._release()  # forked (or failed): fits and predictions go on
+                    self.unreserve()  # forked (or failed): fits and predictions go on
         except BaseException:  # a Ctrl-C held back until now included: undone
             self.__exit__(None, None, None)
             raise
@@ -255,17 +263,19 @@ class ProcessTeam:
         # already have given its first command
         self._commands = int(self.control[_CMD])
         die_with_parent = _parent_death_signal()  # looked up before forking
+        # blocked across the fork as well: SIGINT (in a fit off the main thread, where
+        # nothing holds it back, the forked process starts with it blocked until it
+        # ignores it), and the signals held back, until the forked process has put
+        # their handlers back
+        blocked = {signal.SIGINT, *_held_signals()}
         for rank in range(1, self.k):
-            # SIGINT blocked across the fork as well: in a fit off the main thread,
-            # where nothing holds it back, the forked process starts with it blocked
-            # until it ignores it
-            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
             try:
                 pid = os.fork()
                 if pid == 0:  # pragma: no cover - runs in the forked process
                     try:  # it never returns, not even through an error: never a copy
                         die_with_parent()  # of this program that runs on
-                        self._serve(rank)
+                        self._serve(rank, mask)
                     finally:
                         os._exit(1)
                 self._pids[pid] = rank
@@ -274,7 +284,7 @@ class ProcessTeam:
 
     def __exit__(self, *exc):
         try:
-            with _sigint_deferred():
+            with _signals_deferred():
                 self._exit()
         finally:
             if self._pids or self._limited or self._entered:
@@ -282,7 +292,7 @@ class ProcessTeam:
         return False
 
     def _exit(self):
-        self._release()
+        self.unreserve()
         self.control[_ABORT] = 1  # the forked processes exit when they see it
         pids, self._pids = self._pids, {}
         # every step runs whatever interrupts the one before (Ctrl-C may land here):
@@ -386,7 +396,7 @@ class ProcessTeam:
 
     def fetch_params(self):
         """The parameters as the latest epoch left them."""
-        with _sigint_deferred():  # copied layer by layer: whole or not at all
+        with _signals_deferred():  # copied layer by layer: whole or not at all
             self.network.relay(self.shared_params, self.home, out=self.params)
 
     def _epoch(self, rank, shuffled):
@@ -536,11 +546,14 @@ class ProcessTeam:
                 raise original from failure
             raise failure
 
-    def _serve(self, rank):  # pragma: no cover - runs in a forked process
-        """The forked process: run epochs as told, then exit (never return)."""
+    def _serve(self, rank, mask):  # pragma: no cover - runs in a forked process
+        """The forked process: run epochs as told, then exit (never return). ``mask``:
+        the signals blocked in the thread that forked it, before the fork."""
         code = 0
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
+            _handlers_back()
+            signal.pthread_sigmask(signal.SIG_SETMASK, {*mask, signal.SIGINT})
             if tracemalloc.is_tracing():  # count this process's own allocations
                 self._traced_at_fork = tracemalloc.get_traced_memory()[0]
                 tracemalloc.reset_peak()
@@ -591,56 +604,99 @@ class ProcessTeam:
 # Forking while another thread of this process is inside a multi-threaded OpenBLAS
 # call can hang the process: OpenBLAS's fork handler shuts its thread pool down under
 # that call (fork and call then wait for each other). The package's own fits and
-# predictions, in any thread, count themselves here; a team forks only when its own fit
-# is the one counted, and no fit or prediction starts while a team is about to fork.
-_blas_users = {"running": 0, "forking": 0}
-# a plain lock: a prediction of one row pays about 1 us for the guard
-_blas_users_changed = threading.Condition(threading.Lock())
+# predictions hold their thread's lock (:class:`_BlasUser`) while they run; a team forks
+# only when no other thread holds its own, and no fit or prediction starts while a
+# team is about to fork.
+_blas_users = {"forking": 0}
+# a plain lock, taken as itself (its C ``__enter__``: a signal's handler cannot raise
+# between the lock taken and the block's start, as it can in a Condition's Python one)
+_blas_users_lock = threading.Lock()
+_blas_users_changed = threading.Condition(_blas_users_lock)
+_this_thread = threading.local()  # .user: the thread's _BlasUser, once it has one
+_users = weakref.WeakValueDictionary()  # thread id -> its _BlasUser, while it lives
 
 
 def _no_blas_users():
     """A forked child (a team's, or any other code's) runs none of its parent's fits
     or predictions, and may have been forked while another thread held the lock."""
-    global _blas_users_changed
-    _blas_users.update(running=0, forking=0)
-    _blas_users_changed = threading.Condition(threading.Lock())
+    global _blas_users_lock, _blas_users_changed, _this_thread, _users
+    _blas_users.update(forking=0)
+    _blas_users_lock = threading.Lock()
+    _blas_users_changed = threading.Condition(_blas_users_lock)
+    _this_thread, _users = threading.local(), weakref.WeakValueDictionary()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_no_blas_users)
 
 
-class _UsingBlas:
-    """``with using_blas():`` around a fit or a prediction, which may run BLAS: no
-    team forks meanwhile (a class, not a generator: a third of the cost)."""
+class _BlasUser(_thread.RLock):
+    """A thread's ``using_blas``: held (re-entrantly) by its fits and predictions
+    while they run. Its ``__exit__`` is the lock's own, in C: a call whose end a
+    signal's handler interrupts (raising as the block ends) still lets the lock go, as
+    a count taken back in Python would not (the handler can run as any Python
+    function starts). A prediction of one row pays about 1 us for the guard."""
 
     def __enter__(self):
-        with _blas_users_changed:
-            while _blas_users["forking"]:
-                _blas_users_changed.wait()
-            _blas_users["running"] += 1
+        depth = self._recursion_count()
+        try:
+            with _blas_users_lock:
+                while _blas_users["forking"]:
+                    _blas_users_changed.wait()
+                self.acquire()  # never waits: only this thread takes it
+        except BaseException:  # a signal's handler raised once it was taken
+            if self._recursion_count() > depth:
+                self.release()
+            raise
+        return self
 
-    def __exit__(self, *exc):
-        with _blas_users_changed:  # nobody waits for this count to fall: no notify
-            _blas_users["running"] -= 1
-        return False
+
+def using_blas():
+    """``with using_blas():`` around a fit or a prediction, which may run BLAS: no
+    team forks meanwhile."""
+    try:
+        return _this_thread.user
+    except AttributeError:
+        user = _this_thread.user = _BlasUser()
+        _users[threading.get_ident()] = user
+        return user
 
 
-using_blas = _UsingBlas
+def _held_elsewhere(user):
+    """Whether another thread holds ``user`` (under ``_blas_users_lock``, where its
+    thread cannot take it)."""
+    if not user.acquire(blocking=False):
+        return True
+    user.release()
+    return False
+
+
+def blas_users():
+    """The ids of the threads running a fit or prediction now, and whether a team is
+    about to fork (for tests)."""
+    me = threading.get_ident()
+    with _blas_users_lock:
+        running = sorted(t for t, user in list(_users.items())
+                         if (user._recursion_count() if t == me
+                             else _held_elsewhere(user)))
+        return {"running": running, "forking": _blas_users["forking"]}
 
 
 def reserve_fork():
     """From inside ``using_blas``: True, and no fit or prediction starts until
-    :func:`release_fork`, if no other is running; False otherwise."""
-    with _blas_users_changed:
-        if _blas_users["running"] > 1 or _blas_users["forking"]:
+    :func:`release_fork`, if no other thread's is running; False otherwise."""
+    mine = using_blas()
+    with _blas_users_lock:
+        if _blas_users["forking"] or any(
+                user is not mine and _held_elsewhere(user)
+                for user in list(_users.values())):
             return False
         _blas_users["forking"] += 1
         return True
 
 
 def release_fork():
-    with _blas_users_changed:
+    with _blas_users_lock:
         _blas_users["forking"] -= 1
         _blas_users_changed.notify_all()
 
@@ -675,14 +731,14 @@ class _SharedLimit:
     def acquire(self):
         # Ctrl-C held back: between the limit and the count, it would leave the limit
         # set with no user to put it back
-        with _sigint_deferred(), self._lock:
+        with _signals_deferred(), self._lock:
             if self._users == 0:
                 with _blas_control():
                     self._limiter = self._pool().limit(limits=1)
             self._users += 1
 
     def release(self):
-        with _sigint_deferred(), self._lock:
+        with _signals_deferred(), self._lock:
             if self._users == 1:
                 with _blas_control():
                     self._limiter.restore_original_limits()
@@ -733,6 +789,12 @@ def _each(steps):
             step()
         except BaseException as exc:  # noqa: BLE001 - raised once all steps have run
             errors.append(exc)
+    _raise_first(errors)
+
+
+def _raise_first(errors):
+    """Raise the first of ``errors``, if any: a KeyboardInterrupt or the like before
+    any ordinary exception."""
     if errors:
         raise next((e for e in errors if not isinstance(e, Exception)), errors[0])
 
@@ -814,30 +876,98 @@ class WholeSteps:
                 signal.raise_signal(signal.SIGINT)
 
 
+try:  # signal.getsignal converts each handler to an enum member: 20 times slower
+    from _signal import getsignal as _handler_of
+except ImportError:  # pragma: no cover - an interpreter without it
+    _handler_of = signal.getsignal
+# the signals a handler can be set for (not SIGKILL or SIGSTOP, nor the two glibc keeps)
+_CATCHABLE = tuple(int(s) for s in signal.valid_signals()
+                   if s not in (signal.SIGKILL, signal.SIGSTOP)
+                   and signal.getsignal(s) is not None)
+
+
+class _Noted:
+    """The handler that stands in while signals are held back: it notes each signal,
+    and keeps the handlers it stands in for."""
+
+    def __init__(self, handlers):
+        self.handlers = handlers
+        self.received = []
+
+    def __call__(self, signum, frame):
+        self.received.append(signum)
+
+
 @contextlib.contextmanager
-def _sigint_deferred():
-    """Ctrl-C held back until the block is done, then delivered: a team's setup and
-    cleanup run whole. Python runs a SIGINT handler in the main thread only, whichever
-    thread the signal reaches (blocking it there would not do), so a handler that
-    notes the signal stands in for the block's duration; a forked process inherits it
-    until it ignores SIGINT."""
+def _signals_deferred():
+    """Signals held back until the block is done, then delivered: a team's setup and
+    cleanup run whole. That is every signal whose handler was set from Python (which
+    may raise anywhere: Ctrl-C's default handler raises KeyboardInterrupt, a timeout
+    decorator's SIGALRM handler its error), and SIGINT at its default.
+
+    Python runs those handlers in the main thread only, whichever thread the signal
+    reaches (blocking it there would not do), so for the block's duration a handler
+    that notes the signal stands in; at the end each signal noted is raised again, once,
+    for the handler put back. A forked process inherits the stand-in until it puts
+    the handlers back (:func:`_handlers_back`)."""
     if threading.current_thread() is not threading.main_thread():
-        yield  # KeyboardInterrupt is raised in the main thread only
+        yield  # a handler runs in the main thread only: it cannot interrupt this one
         return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None:  # a handler that Python did not install: left alone
-        yield
-        return
-    received = []
-    signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    handlers = {}
+    for signum in _CATCHABLE:
+        handler = _handler_of(signum)
+        if callable(handler) or (signum == signal.SIGINT and handler == signal.SIG_DFL):
+            handlers[signum] = handler
+    noted = _Noted(handlers)
+    swapped = []
+    try:
+        for signum in handlers:
+            signal.signal(signum, noted)  # may first run a handler for a pending signal
+            swapped.append(signum)
+    except BaseException:
+        _put_back(noted, swapped)
+        raise
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if received and callable(previous):
-            previous(signal.SIGINT, received[0])  # the default raises KeyboardInterrupt
-        elif received and previous == signal.SIG_DFL:  # pragma: no cover - unusual
-            signal.raise_signal(signal.SIGINT)
+        _put_back(noted, swapped)
+
+
+def _put_back(noted, swapped):
+    """Put back the handlers ``noted`` stood in for on ``swapped``, then raise each
+    signal it noted once more; whatever a handler raises meanwhile is raised at the end
+    (a KeyboardInterrupt or the like before any ordinary exception), after every
+    handler is back."""
+    errors = []
+    for signum in swapped:
+        while True:  # signal.signal runs the handler of a pending signal first
+            try:
+                signal.signal(signum, noted.handlers[signum])
+                break
+            except BaseException as exc:  # noqa: BLE001 - raised once all are back
+                errors.append(exc)
+    for signum in dict.fromkeys(noted.received):  # each once, in the order they came
+        try:
+            signal.raise_signal(signum)  # its handler runs before this returns
+        except BaseException as exc:  # noqa: BLE001 - raised below
+            errors.append(exc)
+    _raise_first(errors)
+
+
+def _held_signals():
+    """The signals held back now (by :func:`_signals_deferred`)."""
+    return [s for s in _CATCHABLE if isinstance(_handler_of(s), _Noted)]
+
+
+def _handlers_back():  # pragma: no cover - runs in a forked process
+    """In a process forked while signals were held back: the handlers they stood in
+    for (the signals themselves stay with the parent, which noted them)."""
+    for signum in _CATCHABLE:
+        handler = _handler_of(signum)
+        if isinstance(handler, _Noted):
+            while isinstance(handler, _Noted):  # held back twice, in nested blocks
+                handler = handler.handlers[signum]
+            signal.signal(signum, handler)
 
 
 _PR_SET_PDEATHSIG = 1
