@@ -185,6 +185,12 @@ class BaseMLPScratch(BaseEstimator):
             self._random_state = check_random_state(self.random_state)
             data = (self._stochastic_data(X, Y, sw, y_orig)
                     if self.solver != "lbfgs" else None)
+            if config is not None and data is not None and data[1] is not None:
+                # the output bias from the rows trained on (drawn after the weights, as
+                # scikit-learn draws them): the validation targets stay unseen
+                train = data[0]
+                self.intercepts_[-1][...] = _output_bias(self._network.activations[-1],
+                                                         train.Y, train.sw)
         except BaseException:
             # validation of a refit may already have reset n_features_in_ / classes_:
             # undo that, so a bad call leaves a fitted model exactly as it was

@@ -16,7 +16,7 @@ from sklearn.datasets import (
 )
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.metrics import log_loss, recall_score
-from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.model_selection import GridSearchCV, cross_validate, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
@@ -233,6 +233,37 @@ def test_output_bias_starts_at_the_inverse_link_of_the_weighted_mean(iris):
     np.testing.assert_allclose(reg.intercepts_[0], 0.0, atol=1e-9)
     # binary sigmoid output: expit(bias) is the base rate
     assert expit(logit(p)) == pytest.approx(p)
+
+
+def test_with_early_stopping_the_output_bias_sees_the_training_rows_only(iris,
+                                                                          monkeypatch):
+    """The validation split scores the model on rows it has not trained on: their
+    targets do not set its starting output bias either (the mean of every row did)."""
+    from sknn_scratch import _base
+
+    X, y = iris
+    sw = np.random.RandomState(0).uniform(0.1, 3, len(y))
+    splits = []
+
+    def recording_split(*arrays, **kwargs):
+        splits.append(train_test_split(*arrays, **kwargs))
+        return splits[-1]
+
+    monkeypatch.setattr(_base, "train_test_split", recording_split)
+    for est, target, link in [
+            (MLPScratchClassifier(), y, np.log),  # softmax: log of the class priors
+            (MLPScratchRegressor(), X[:, 0] * 3 - 15, lambda m: m)]:  # identity
+        splits.clear()
+        est = _untrained(est.set_params(early_stopping=True, validation_fraction=0.3),
+                         X, target, sample_weight=sw)
+        _, _, Y_train, _, _, _, sw_train, _ = splits[0]
+        Y_all = (target[:, None] == np.arange(3)) if target is y else target
+        assert len(Y_train) == 105
+        np.testing.assert_allclose(
+            est.intercepts_[-1], link(np.average(Y_train, axis=0, weights=sw_train)),
+            rtol=1e-7)
+        assert not np.allclose(est.intercepts_[-1],
+                               link(np.average(Y_all, axis=0, weights=sw)), rtol=1e-4)
 
 
 @pytest.mark.parametrize("output, shift", [("tanh", -0.2), ("softplus", 1.0),
