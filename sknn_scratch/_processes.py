@@ -892,10 +892,10 @@ class _Noted:
 
     def __init__(self, handlers):
         self.handlers = handlers
-        self.received = []
+        self.received = {}  # signal -> the frame it first came in
 
     def __call__(self, signum, frame):
-        self.received.append(signum)
+        self.received.setdefault(signum, frame)
 
 
 @contextlib.contextmanager
@@ -907,8 +907,9 @@ def _signals_deferred():
 
     Python runs those handlers in the main thread only, whichever thread the signal
     reaches (blocking it there would not do), so for the block's duration a handler
-    that notes the signal stands in; at the end each signal noted is raised again, once,
-    for the handler put back. A forked process inherits the stand-in until it puts
+    that notes the signal stands in; at the end the handler put back is called once
+    for each signal noted (called, not sent the signal again: a wakeup fd, asyncio's,
+    had it written once already). A forked process inherits the stand-in until it puts
     the handlers back (:func:`_handlers_back`)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # a handler runs in the main thread only: it cannot interrupt this one
@@ -934,10 +935,10 @@ def _signals_deferred():
 
 
 def _put_back(noted, swapped):
-    """Put back the handlers ``noted`` stood in for on ``swapped``, then raise each
-    signal it noted once more; whatever a handler raises meanwhile is raised at the end
-    (a KeyboardInterrupt or the like before any ordinary exception), after every
-    handler is back."""
+    """Put back the handlers ``noted`` stood in for on ``swapped``, then call each on
+    the signal it noted, in the order they came; whatever a handler raises meanwhile is
+    raised at the end (a KeyboardInterrupt or the like before any ordinary exception),
+    after every handler is back."""
     errors = []
     for signum in swapped:
         while True:  # signal.signal runs the handler of a pending signal first
@@ -946,9 +947,13 @@ def _put_back(noted, swapped):
                 break
             except BaseException as exc:  # noqa: BLE001 - raised once all are back
                 errors.append(exc)
-    for signum in dict.fromkeys(noted.received):  # each once, in the order they came
+    for signum, frame in noted.received.items():
+        handler = noted.handlers[signum]
         try:
-            signal.raise_signal(signum)  # its handler runs before this returns
+            if callable(handler):  # the default one raises KeyboardInterrupt
+                handler(signum, frame)
+            else:  # pragma: no cover - SIGINT at SIG_DFL: it ends the process
+                signal.raise_signal(signum)
         except BaseException as exc:  # noqa: BLE001 - raised below
             errors.append(exc)
     _raise_first(errors)

@@ -1022,10 +1022,43 @@ def test_a_raising_handler_while_the_team_starts_or_stops_leaves_nothing_behind(
     _assert_reaped(forks)
 
 
+def test_a_signal_held_back_reaches_its_handler_and_the_wakeup_fd_once(forks,
+                                                                        monkeypatch):
+    """A signal that comes while the team forks is handed to its handler once, after,
+    and written once to the wakeup fd (an event loop's, as asyncio's signal handlers
+    use): its handler is called, not sent the signal again."""
+    calls = []
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    previous_fd = signal.set_wakeup_fd(write)
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: calls.append(signum))
+    fork = os.fork
+
+    def fork_then_signal():
+        pid = fork()
+        if pid and not calls and len(forks) == 1:
+            _KILL(os.getpid(), signal.SIGUSR1)
+            assert not calls  # held back
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork_then_signal)
+    try:
+        _fit_quietly(_clf(n_jobs=2), X, Y_CLS)
+        written = os.read(read, 1024)
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGUSR1, previous)
+        os.close(read)
+        os.close(write)
+    assert calls == [signal.SIGUSR1]
+    assert written.count(bytes([signal.SIGUSR1])) == 1
+    _assert_reaped(forks)
+
+
 _ALARMS = r"""
 import logging, os, random, signal, threading, warnings
 from sklearn.datasets import make_classification
-from sklearn.exceptions import ConvergenceWarning
 from sknn_scratch import MLPScratchClassifier, _processes
 
 class Timeout(Exception):
@@ -1075,8 +1108,7 @@ for i in range(300):
             "logging": logging_lock_free(), "children": children()}
     assert left == {"users": {"running": [], "forking": 0}, "limit": 0,
                     "logging": True, "children": []}, (i, left)
-warnings.simplefilter("error", UserWarning)  # a team, not one process: no warning
-warnings.simplefilter("ignore", ConvergenceWarning)
+warnings.filterwarnings("error", "n_jobs=2: another fit")  # a team still forks
 MLPScratchClassifier((8,), max_iter=2, random_state=0, n_jobs=2).fit(X, y)
 print("raised", raised)
 """
