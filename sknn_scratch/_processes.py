@@ -607,10 +607,11 @@ class ProcessTeam:
 # predictions hold their thread's lock (:class:`_BlasUser`) while they run; a team forks
 # only when no other thread holds its own, and no fit or prediction starts while a
 # team is about to fork.
-_blas_users = {"forking": 0}
-# a plain lock, taken as itself (its C ``__enter__``: a signal's handler cannot raise
-# between the lock taken and the block's start, as it can in a Condition's Python one)
-_blas_users_lock = threading.Lock()
+_blas_users = {"forking": 0, "owner": None}  # owner: the thread that reserved the fork
+# taken as itself (its C ``__enter__``: a signal's handler cannot raise between the lock
+# taken and the block's start, as it can in a Condition's Python one); re-entrant: a
+# handler that predicts may run while its thread holds it
+_blas_users_lock = threading.RLock()
 _blas_users_changed = threading.Condition(_blas_users_lock)
 _this_thread = threading.local()  # .user: the thread's _BlasUser, once it has one
 _users = weakref.WeakValueDictionary()  # thread id -> its _BlasUser, while it lives
@@ -620,8 +621,8 @@ def _no_blas_users():
     """A forked child (a team's, or any other code's) runs none of its parent's fits
     or predictions, and may have been forked while another thread held the lock."""
     global _blas_users_lock, _blas_users_changed, _this_thread, _users
-    _blas_users.update(forking=0)
-    _blas_users_lock = threading.Lock()
+    _blas_users.update(forking=0, owner=None)
+    _blas_users_lock = threading.RLock()
     _blas_users_changed = threading.Condition(_blas_users_lock)
     _this_thread, _users = threading.local(), weakref.WeakValueDictionary()
 
@@ -641,7 +642,10 @@ class _BlasUser(_thread.RLock):
         depth = self._recursion_count()
         try:
             with _blas_users_lock:
-                while _blas_users["forking"]:
+                # not for its own thread's fork: a handler that predicts, run while
+                # the fit that reserved it holds it, would wait for ever
+                while (_blas_users["forking"]
+                       and _blas_users["owner"] != threading.get_ident()):
                     _blas_users_changed.wait()
                 self.acquire()  # never waits: only this thread takes it
         except BaseException:  # a signal's handler raised once it was taken
@@ -657,8 +661,9 @@ def using_blas():
     try:
         return _this_thread.user
     except AttributeError:
-        user = _this_thread.user = _BlasUser()
-        _users[threading.get_ident()] = user
+        user = _BlasUser()
+        _users[threading.get_ident()] = user  # first: a thread's user is always found
+        _this_thread.user = user
         return user
 
 
@@ -692,12 +697,15 @@ def reserve_fork():
                 for user in list(_users.values())):
             return False
         _blas_users["forking"] += 1
+        _blas_users["owner"] = threading.get_ident()
         return True
 
 
 def release_fork():
     with _blas_users_lock:
         _blas_users["forking"] -= 1
+        if not _blas_users["forking"]:
+            _blas_users["owner"] = None
         _blas_users_changed.notify_all()
 
 
@@ -888,14 +896,35 @@ _CATCHABLE = tuple(int(s) for s in signal.valid_signals()
 
 class _Noted:
     """The handler that stands in while signals are held back: it notes each signal,
-    and keeps the handlers it stands in for."""
+    and keeps the handlers it stands in for, and their settings as the system has them
+    (:meth:`keep_settings`)."""
 
     def __init__(self, handlers):
         self.handlers = handlers
         self.received = {}  # signal -> the frame it first came in
+        self.settings = {}  # signal -> the raw sigaction, where libc's can be called
 
     def __call__(self, signum, frame):
         self.received.setdefault(signum, frame)
+
+    def keep_settings(self, signum):
+        """Keep the system's settings of ``signum`` (``signal.signal`` installs its
+        handler with flags of its own: ``signal.siginterrupt``'s restart flag, or a
+        handler of faulthandler's chained in front of Python's, would be lost)."""
+        sigaction = _libc("sigaction")
+        if sigaction:
+            import ctypes
+            raw = ctypes.create_string_buffer(_SIGACTION_BYTES)
+            if sigaction(signum, None, raw) == 0:
+                self.settings[signum] = raw
+
+    def put_settings_back(self, signum):
+        raw = self.settings.get(signum)
+        if raw is not None:
+            _libc("sigaction")(signum, raw, None)
+
+
+_SIGACTION_BYTES = 1024  # more than any libc's struct sigaction (152 bytes in glibc's)
 
 
 @contextlib.contextmanager
@@ -923,8 +952,11 @@ def _signals_deferred():
     swapped = []
     try:
         for signum in handlers:
-            signal.signal(signum, noted)  # may first run a handler for a pending signal
-            swapped.append(signum)
+            noted.keep_settings(signum)
+            swapped.append(signum)  # first: a handler's error as the swap returns
+            # the handler replaced: signal.signal may first run a pending signal's
+            # handler, which may set another
+            handlers[signum] = signal.signal(signum, noted)
     except BaseException:
         _put_back(noted, swapped)
         raise
@@ -943,7 +975,11 @@ def _put_back(noted, swapped):
     for signum in swapped:
         while True:  # signal.signal runs the handler of a pending signal first
             try:
-                signal.signal(signum, noted.handlers[signum])
+                replaced = signal.signal(signum, noted.handlers[signum])
+                if replaced is noted:
+                    noted.put_settings_back(signum)
+                else:  # a handler run meanwhile set its own: it stays
+                    signal.signal(signum, replaced)
                 break
             except BaseException as exc:  # noqa: BLE001 - raised once all are back
                 errors.append(exc)
@@ -971,31 +1007,42 @@ def _handlers_back():  # pragma: no cover - runs in a forked process
         handler = _handler_of(signum)
         if isinstance(handler, _Noted):
             while isinstance(handler, _Noted):  # held back twice, in nested blocks
-                handler = handler.handlers[signum]
+                noted, handler = handler, handler.handlers[signum]
             signal.signal(signum, handler)
+            noted.put_settings_back(signum)
+
+
+_libc_functions = {}  # name -> libc's function once looked up, False where there is none
+
+
+def _libc(name):
+    """libc's function ``name`` (ctypes), or False. Looked up in the parent: loading a
+    library in the forked copy of a multi-threaded process can deadlock."""
+    function = _libc_functions.get(name)
+    if function is None:
+        function = False
+        if os.name == "posix":
+            with contextlib.suppress(Exception):  # no libc to be found, or no such name
+                import ctypes
+                function = getattr(ctypes.CDLL(None, use_errno=True), name)
+        _libc_functions[name] = function
+    return function
 
 
 _PR_SET_PDEATHSIG = 1
-_prctl = None  # libc's prctl once looked up, False where there is none
 
 
 def _parent_death_signal():
     """A function that, called in a forked process, has Linux kill it when the thread
     that forked it ends (its parent killed, say): a process stuck in a user's code (a
     lock copied while held) never reaches the checks of its waiting loops, and would
-    outlive its parent. Found here, before the fork: loading a library in the forked
-    copy of a multi-threaded process can deadlock. Elsewhere a function that does
+    outlive its parent. Found here, before the fork (see :func:`_libc`). Elsewhere, or
+    with no libc to be found (the waiting loops' checks remain), a function that does
     nothing."""
-    global _prctl
-    if _prctl is None:
-        _prctl = False
-        if sys.platform.startswith("linux"):
-            with contextlib.suppress(Exception):  # no libc to be found: the loops' checks
-                import ctypes
-                _prctl = ctypes.CDLL(None, use_errno=True).prctl
-    if not _prctl:
+    prctl = sys.platform.startswith("linux") and _libc("prctl")
+    if not prctl:
         return lambda: None
-    parent, prctl = os.getpid(), _prctl
+    parent = os.getpid()
 
     def die_with_parent():
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

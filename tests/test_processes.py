@@ -9,10 +9,12 @@ thread limits as they were, the optimizer's state in private memory, and a failu
 any process raised in this one.
 """
 
+import contextlib
 import copyreg
 import mmap
 import os
 import pickle
+import platform
 import signal
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import threading
 import time
 import tracemalloc
 import warnings
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -1054,6 +1057,120 @@ def test_a_signal_held_back_reaches_its_handler_and_the_wakeup_fd_once(forks,
     assert calls == [signal.SIGUSR1]
     assert written.count(bytes([signal.SIGUSR1])) == 1
     _assert_reaped(forks)
+
+
+_PREDICT_INSIDE = r"""
+import sys, warnings
+import numpy as np
+from sknn_scratch import MLPScratchClassifier, _processes
+warnings.simplefilter("ignore")
+X = np.random.RandomState(0).standard_normal((60, 4))
+est = MLPScratchClassifier((4,), max_iter=2, random_state=0).fit(X, X[:, 0] > 0)
+if sys.argv[1] == "lock":  # as a handler run while its thread holds the guard's lock
+    with _processes._blas_users_lock:
+        est.predict(X)
+else:  # as a handler run while its thread's fit holds the fork reservation
+    with _processes.using_blas():
+        assert _processes.reserve_fork()
+        est.predict(X)
+        _processes.release_fork()
+print("done")
+"""
+
+
+@pytest.mark.parametrize("holding", ["lock", "reservation"])
+def test_a_handler_that_predicts_in_the_middle_of_a_call_does_not_wait_for_it(holding):
+    """A signal's handler runs between any two steps of the thread it interrupts: one
+    that predicts, run while that thread holds the guard's lock or its fit's fork
+    reservation, used to wait for ever for what its own thread holds."""
+    out = subprocess.run([sys.executable, "-c", _PREDICT_INSIDE, holding],
+                         capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    assert out.stdout.strip() == "done", out.stderr[-2000:]
+
+
+def test_a_thread_whose_first_call_fails_to_register_is_still_seen(monkeypatch):
+    """A handler's error as a thread's first call registers it used to leave that
+    thread's guard unregistered: its fits and predictions ran unseen by teams forking
+    in other threads."""
+    class FailingOnce(weakref.WeakValueDictionary):
+        failed = False
+
+        def __setitem__(self, key, value):
+            if not FailingOnce.failed:
+                FailingOnce.failed = True
+                raise KeyboardInterrupt  # as a handler's, landing there
+            super().__setitem__(key, value)
+
+    monkeypatch.setattr(_processes, "_users", FailingOnce())
+    inside, done, seen = threading.Event(), threading.Event(), []
+
+    def calls():
+        with contextlib.suppress(KeyboardInterrupt):
+            _processes.using_blas()
+        with _processes.using_blas():
+            inside.set()
+            done.wait(60)
+
+    thread = threading.Thread(target=calls)
+    thread.start()
+    try:
+        assert inside.wait(60)
+        seen = _processes.blas_users()["running"]
+    finally:
+        done.set()
+        thread.join()
+    assert FailingOnce.failed and seen == [thread.ident]
+
+
+def test_a_handler_set_while_signals_are_held_back_stays(monkeypatch):
+    """A handler that replaces itself (a second Ctrl-C that ends the program, say),
+    run as the handlers are swapped, keeps its replacement."""
+    def second(signum, frame):
+        pass
+
+    def first(signum, frame):
+        signal.signal(signal.SIGUSR1, second)
+
+    previous = signal.signal(signal.SIGUSR1, first)
+    handler_of = _processes._handler_of
+
+    def pending_during_the_swap(signum):
+        if signum == signal.SIGUSR2:  # SIGUSR1's handler read already
+            _KILL(os.getpid(), signal.SIGUSR1)  # runs ``first`` here
+        return handler_of(signum)
+
+    monkeypatch.setattr(_processes, "_handler_of", pending_during_the_swap)
+    try:
+        with _processes._signals_deferred():
+            pass
+        assert signal.getsignal(signal.SIGUSR1) is second
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.machine() != "x86_64",
+                    reason="reads glibc's struct sigaction of x86_64")
+def test_signals_held_back_keep_their_system_settings(forks):
+    """``signal.signal`` installs a handler with flags of its own: the handlers put
+    back keep the settings they had (``signal.siginterrupt``'s restart flag here)."""
+    import ctypes
+
+    sigaction = ctypes.CDLL(None, use_errno=True).sigaction
+
+    def settings():  # the handler, the first 64 signals of its mask, and its flags
+        raw = ctypes.create_string_buffer(1024)
+        assert sigaction(signal.SIGUSR1, None, raw) == 0
+        return raw.raw[:16], int.from_bytes(raw.raw[136:140], sys.byteorder)
+
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+    try:
+        signal.siginterrupt(signal.SIGUSR1, False)  # restart interrupted system calls
+        before = settings()
+        _fit_quietly(_clf(n_jobs=2), X, Y_CLS)
+        assert len(forks) == 1
+        assert settings() == before
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
 
 
 _ALARMS = r"""
