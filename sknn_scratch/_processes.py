@@ -197,8 +197,8 @@ class ProcessTeam:
         self._parent = os.getpid()
 
     def reserve(self):
-        """Reserve the fork (see :func:`reserve_fork`); False if another fit or
-        prediction of this process is running."""
+        """Reserve the fork (see :func:`reserve_fork`); False if a fit or prediction
+        of another thread is running."""
         try:
             with _signals_deferred():  # the count and the flag change together
                 self._reserved = reserve_fork()

@@ -1088,6 +1088,29 @@ def test_a_handler_that_predicts_in_the_middle_of_a_call_does_not_wait_for_it(ho
     assert out.stdout.strip() == "done", out.stderr[-2000:]
 
 
+@contextlib.contextmanager
+def _using_blas_in_another_thread(first=None):
+    """For the block, another thread inside ``using_blas`` (after calling ``first``,
+    if given), as a fit or prediction of that thread would be; yields the thread."""
+    inside, done = threading.Event(), threading.Event()
+
+    def holds():
+        if first is not None:
+            first()
+        with _processes.using_blas():
+            inside.set()
+            done.wait(60)
+
+    thread = threading.Thread(target=holds)
+    thread.start()
+    try:
+        assert inside.wait(60)
+        yield thread
+    finally:
+        done.set()
+        thread.join()
+
+
 def test_a_thread_whose_first_call_fails_to_register_is_still_seen(monkeypatch):
     """A handler's error as a thread's first call registers it used to leave that
     thread's guard unregistered: its fits and predictions ran unseen by teams forking
@@ -1102,23 +1125,13 @@ def test_a_thread_whose_first_call_fails_to_register_is_still_seen(monkeypatch):
             super().__setitem__(key, value)
 
     monkeypatch.setattr(_processes, "_users", FailingOnce())
-    inside, done, seen = threading.Event(), threading.Event(), []
 
-    def calls():
+    def first_call_fails():
         with contextlib.suppress(KeyboardInterrupt):
             _processes.using_blas()
-        with _processes.using_blas():
-            inside.set()
-            done.wait(60)
 
-    thread = threading.Thread(target=calls)
-    thread.start()
-    try:
-        assert inside.wait(60)
+    with _using_blas_in_another_thread(first=first_call_fails) as thread:
         seen = _processes.blas_users()["running"]
-    finally:
-        done.set()
-        thread.join()
     assert FailingOnce.failed and seen == [thread.ident]
 
 
@@ -1315,23 +1328,10 @@ def test_a_team_forks_only_while_no_other_fit_or_prediction_runs(forks):
         warnings.simplefilter("ignore", ConvergenceWarning)
         team = _clf(n_jobs=2, max_iter=2).fit(X, Y_CLS)
         assert len(forks) == 1
-        inside, done = threading.Event(), threading.Event()
-
-        def another_fit():  # as another thread's fit would be
-            with _processes.using_blas():
-                inside.set()
-                done.wait(60)
-
-        other = threading.Thread(target=another_fit)
-        other.start()
-        try:
-            assert inside.wait(60)
+        with _using_blas_in_another_thread():  # as another thread's fit would be
             with pytest.warns(UserWarning, match="another fit or prediction is "
                               "running in a thread of this process"):
                 alone = _clf(n_jobs=2, max_iter=2).fit(X, Y_CLS)
-        finally:
-            done.set()
-            other.join()
         assert len(forks) == 1
         again = _clf(n_jobs=2, max_iter=2).fit(X, Y_CLS)  # alone again: a team
     assert len(forks) == 2
