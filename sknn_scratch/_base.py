@@ -322,6 +322,11 @@ class BaseMLPScratch(BaseEstimator):
         inits = self._resolve_inits(network.activations)
         return network, inits
 
+    def _loss_changed(self, loss):
+        """Whether the parameters now ask for another loss than ``loss``, the fitted
+        network's (only a regressor's ``loss`` parameter can)."""
+        return False
+
     def _continued_network(self, Y):
         """The fitted network, with the activations and loss the parameters give now:
         a warm-started ``fit`` or ``partial_fit`` continues from the fitted weights with
@@ -342,8 +347,7 @@ class BaseMLPScratch(BaseEstimator):
                 f"of the fitted network's {net.activations[:-1]!r}: warm_start and "
                 "partial_fit continue from the fitted parameters. Fit with "
                 "warm_start=False to train a new network.")
-        if (_is_auto(self.output_activation)
-                and getattr(self, "loss", net.loss.name) == net.loss.name):
+        if _is_auto(self.output_activation) and not self._loss_changed(net.loss):
             out_act, loss = net.activations[-1], net.loss  # as resolved at the first fit
         else:
             out_act, loss = self._output_activation_and_loss(Y)
@@ -921,11 +925,16 @@ class BaseMLPScratch(BaseEstimator):
         intercepts = [np.asarray(b, dtype) for b in self.intercepts_]
         with np.errstate(over="ignore", invalid="ignore"), using_blas():
             out = self._network.predict(X, coefs, intercepts, self._slopes)
-        if not np.isfinite(out).all():  # never hand back NaN or inf silently
+        output = self._network.activations[-1]
+        # never hand back NaN or inf silently, nor an exp output clipped to the largest
+        # float
+        if not np.isfinite(out).all() or (isinstance(output, _act.Exp)
+                                          and output.overflowed(out)):
             raise ValueError(
-                "The network output is not finite for this X: its values are too large "
-                f"for the fitted weights (or for {dtype.name}), or coefs_ / intercepts_ "
-                "hold non-finite values. Scale X as the training data was scaled.")
+                "The network output is not finite for this X (or, from an exp output, "
+                f"beyond the largest {dtype.name}): its values are too large for the "
+                f"fitted weights (or for {dtype.name}), or coefs_ / intercepts_ hold "
+                "non-finite values. Scale X as the training data was scaled.")
         return out
 
     def _is_plain_valid_array(self, X):

@@ -745,7 +745,8 @@ class Softmax(Activation):
 class Exp(Activation):
     """Exponential, ``g(z) = exp(z)``: the inverse of the log link (Poisson output).
 
-    Clipped at the largest finite value of the dtype instead of overflowing.
+    Clipped at the largest finite value of the dtype instead of overflowing (a fitted
+    model's ``predict`` refuses an output clipped so, as an overflow).
 
     >>> Exp().forward(np.array([0.0]))
     array([1.])
@@ -775,6 +776,11 @@ class Exp(Activation):
         limit = z.dtype.type(np.log(np.finfo(z.dtype).max))
         np.minimum(z, np.nextafter(limit, z.dtype.type(0)), out=z)
         return np.exp(z, out=z)
+
+    def overflowed(self, a):
+        """Whether an output in ``a`` (of ``forward_``) is the clip's: the exp of its
+        ``z`` is beyond, or at the edge of, the dtype's range."""
+        return bool(a.max(initial=0) >= self.forward_(np.full(1, np.inf, a.dtype))[0])
 
     def output_bound(self, m, slope=None):
         return math.exp(m) if m < 700 else math.inf

@@ -181,6 +181,10 @@ def _hidden_pass(estimator, X):
                     f"{net.dtype.name}), or coefs_ / intercepts_ hold non-finite "
                     "values. Scale X as the training data was scaled.")
             a = activate_(act, z.copy(), slope)
+            if not np.isfinite(a).all():  # an activation of a user's own, say
+                raise ValueError(
+                    f"The activations of hidden layer {i} ({act!r}) are not finite for "
+                    "this X, whose pre-activations are.")
             layers.append((z, a, slope))
     return X, layers
 
@@ -345,6 +349,11 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
     # the loss's value is not used: one that overflows is no concern of the gradient's
     with using_blas(), np.errstate(over="ignore", invalid="ignore"):
         net.loss_grad(flat, X, Y, sw, alpha, grad)
+    if np.isnan(grad).any():  # inf says the gradient overflows; NaN, nothing
+        raise ValueError(
+            "The gradient of the objective is NaN for this X and y: its terms overflow "
+            f"for the weights (or for {net.dtype.name}) into inf - inf or 0 * inf. "
+            "Scale X as the training data was scaled.")
     gcoefs = net.unpack(grad)[0]
     return [_at_unit_scale(np.linalg.norm, g) for g in gcoefs[:-1]]
 

@@ -83,7 +83,9 @@ _ATTRIBUTES_DOC = """coefs_, intercepts_ : list of ndarray
         Weights ``(fan_in, fan_out)`` and biases ``(fan_out,)``; assign new lists to
         load weights.
     activations_ : list of Activation
-        The resolved hidden activations, one per hidden layer.
+        The resolved hidden activations, one per hidden layer. Predictions use these
+        (and ``out_activation_``), not the parameters as they are now: a changed
+        ``activation`` takes effect at the next ``fit`` or ``partial_fit``.
     slopes_ : list of ndarray or None
         The learned per-unit negative slopes of each PReLU hidden layer (read-only);
         ``None`` for the other layers.
@@ -131,6 +133,9 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
     classes_ : ndarray
         The class labels; for a multi-label ``y`` (an indicator matrix), its column
         indices.
+    loss : str
+        "log_loss", as scikit-learn's ``MLPClassifier.loss`` (a class attribute, not a
+        parameter).
     {attributes}
 
     Examples
@@ -147,6 +152,10 @@ class MLPScratchClassifier(ClassifierMixin, BaseMLPScratch):
         **BaseMLPScratch._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
+
+    # what scikit-learn's MLPClassifier.loss says: the log-loss (of a sigmoid output
+    # per label, or of a softmax), not a parameter
+    loss = "log_loss"
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *,
                  output_activation="auto", init="auto", solver="adam", alpha=1e-4,
@@ -501,6 +510,9 @@ class MLPScratchRegressor(RegressorMixin, BaseMLPScratch):
             if not _builtin(act):
                 _check_custom_activation("output_activation", act)
         return act, LOSSES[self.loss]()
+
+    def _loss_changed(self, loss):
+        return self.loss != loss.name
 
     def _check_fitted_output(self, X, Y, sw):
         """Warn when a ReLU output is 0 on more than half of the training rows whose

@@ -56,6 +56,39 @@ def test_a_continued_fit_trains_with_the_activation_it_is_given(method):
     assert not np.array_equal(coefs[0], est.coefs_[0])  # trained on from the old ones
 
 
+def test_predictions_keep_the_fitted_activation_until_the_next_fit():
+    est = _quiet(MLPScratchClassifier(**SMALL).fit, X, Y_CLS)
+    proba = est.predict_proba(X)
+    est.set_params(activation="tanh")  # scikit-learn's would predict with tanh at once
+    np.testing.assert_array_equal(est.predict_proba(X), proba)
+    assert [a.name for a in est.activations_] == ["relu"]
+    _quiet(est.partial_fit, X, Y_CLS)
+    assert [a.name for a in est.activations_] == ["tanh"]
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_a_continued_fit_trains_with_the_loss_it_is_given(method):
+    y = np.abs(Y_REG)
+    est = _quiet(MLPScratchRegressor(warm_start=True, **SMALL).fit, X, y)
+    assert est.out_activation_ == "relu"
+    est.set_params(loss="poisson")
+    _quiet(getattr(est, method), X, y)
+    assert (est.out_activation_, est._network.loss.name) == ("exp", "poisson")
+    est.set_params(loss="squared_error")
+    _quiet(getattr(est, method), X, y)
+    assert (est.out_activation_, est._network.loss.name) == ("relu", "squared_error")
+
+
+@pytest.mark.parametrize("y, loss", [(Y_CLS, "binary_log_loss"),
+                                     (np.arange(40) % 3, "log_loss")])
+def test_a_continued_classifier_keeps_its_output_and_loss(y, loss):
+    est = _quiet(MLPScratchClassifier(warm_start=True, **SMALL).fit, X, y)
+    network = est._network
+    assert network.loss.name == loss
+    _quiet(est.partial_fit, X, y)
+    assert est._network is network  # nothing to rebuild
+
+
 def test_a_continued_fit_keeps_the_output_activation_auto_resolved_at_first():
     y = np.abs(Y_REG)  # a ReLU output: later negative targets do not change it silently
     est = _quiet(MLPScratchRegressor(warm_start=True, **SMALL).fit, X, y)

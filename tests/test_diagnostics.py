@@ -740,11 +740,63 @@ def test_a_gradient_holding_inf_gives_an_infinite_norm_without_numpy_noise():
     reg = _fit(MLPScratchRegressor(loss="poisson", hidden_layer_sizes=(2,),
                                    activation="identity", solver="lbfgs", max_iter=2,
                                    random_state=0), X, y)
-    reg.coefs_ = [np.array([[30.0, 1e-3], [30.0, 1e-3]], np.float32),
-                  np.array([[3.0], [1e-3]], np.float32)]
+    # outputs up to 2e38, finite in float32; the first layer's gradient of the rows
+    # scaled by 1000 overflows in one column and holds 1e37 in the other
+    reg.coefs_ = [np.array([[0.03, 1e-6], [0.03, 1e-6]], np.float32),
+                  np.array([[0.91], [1e-3]], np.float32)]
+    X = X * 1000
     assert np.isfinite(reg.predict(X)).all()
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         report = diagnose(reg, X, y)
     assert report[0].grad_norm == np.inf
+
+
+def test_a_poisson_output_beyond_the_float_range_is_refused():
+    """exp clips its output at the largest float: predict and score handed that back
+    as a prediction, and diagnose's gradient came out NaN beside it."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(50, 3)
+    y = rng.poisson(2.0, 50)
+    reg = _fit(MLPScratchRegressor(loss="poisson", hidden_layer_sizes=(4,), max_iter=20,
+                                   random_state=0), X, y)
+    assert np.isfinite(reg.predict(X)).all()
+    for call in (reg.predict, lambda X: reg.score(X, y)):
+        with pytest.raises(ValueError, match="beyond the largest float64"):
+            call(X * 1e6)
+    for dtype, bias in [(np.float64, 720.0), (np.float32, 100.0)]:
+        reg32 = _fit(clone(reg), X.astype(dtype), y)
+        reg32.intercepts_ = [reg32.intercepts_[0], np.array([bias], dtype)]
+        with pytest.raises(ValueError, match=f"beyond the largest {np.dtype(dtype)}"):
+            reg32.predict(X.astype(dtype))
+        reg32.intercepts_ = [reg32.intercepts_[0], np.array([bias / 10], dtype)]
+        assert np.isfinite(reg32.predict(X.astype(dtype))).all()
+
+
+def test_diagnose_refuses_a_nan_gradient_and_non_finite_activations(data):
+    # both rows' outputs clipped, their hidden deltas inf: the first layer's gradient
+    # sums +inf and -inf
+    X1, y1 = np.array([[1.0], [-1.0]]), np.array([1.0, 2.0])
+    est = _fit(MLPScratchRegressor(loss="poisson", hidden_layer_sizes=(1,),
+                                   activation="identity", max_iter=2, random_state=0),
+               X1, y1)
+    est.coefs_ = [np.array([[1e-300]]), np.array([[1e300]])]
+    est.intercepts_ = [np.array([1.0]), np.array([0.0])]
+    with pytest.raises(ValueError, match="gradient of the objective is NaN"):
+        diagnose(est, X1, y1)
+    X, y = data
+
+    class NaNBeyond30(A.Activation):
+        def forward(self, z):
+            return np.where(np.abs(z) > 30, np.nan, np.tanh(z))
+
+        def derivative(self, z):
+            return 1 - np.tanh(z) ** 2
+
+    est = _fit(MLPScratchClassifier((5,), activation=NaNBeyond30(), max_iter=5,
+                                    random_state=0), X, y)
+    diagnose(est, X)
+    with pytest.raises(ValueError, match=r"activations of hidden layer 1 \(NaNBeyond30"
+                                         r"\(\)\) are not finite"):
+        diagnose(est, X * 1e3)
 

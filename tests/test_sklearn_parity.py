@@ -405,6 +405,12 @@ def test_stopping_rules_stop_where_scikit_learns_do(case):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
+def test_the_classifier_names_its_loss_as_scikit_learns():
+    assert MLPScratchClassifier.loss == MLPClassifier().loss == "log_loss"
+    assert "loss" not in MLPScratchClassifier().get_params()
+    assert MLPScratchRegressor(loss="poisson").loss == "poisson"
+
+
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_the_loss_attributes_are_numpy_floats_as_scikit_learns(solver):
     """loss_.round(3) and the like work as on scikit-learn's model."""
