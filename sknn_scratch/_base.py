@@ -927,8 +927,8 @@ class BaseMLPScratch(BaseEstimator):
             out = self._network.predict(X, coefs, intercepts, self._slopes)
         output = self._network.activations[-1]
         # never hand back NaN or inf silently, nor an exp output clipped to the largest
-        # float
-        if not np.isfinite(out).all() or (isinstance(output, _act.Exp)
+        # float (exp's own clip: a subclass's forward bounds it where it means to)
+        if not np.isfinite(out).all() or (type(output).forward_ is _act.Exp.forward_
                                           and output.overflowed(out)):
             raise ValueError(
                 "The network output is not finite for this X (or, from an exp output, "

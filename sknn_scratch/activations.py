@@ -778,8 +778,9 @@ class Exp(Activation):
         return np.exp(z, out=z)
 
     def overflowed(self, a):
-        """Whether an output in ``a`` (of ``forward_``) is the clip's: the exp of its
-        ``z`` is beyond, or at the edge of, the dtype's range."""
+        """Whether an output in ``a`` (of this ``forward_``: a subclass that redefines
+        ``forward`` has another) is the clip's: the exp of its ``z`` is beyond, or at
+        the edge of, the dtype's range."""
         return bool(a.max(initial=0) >= self.forward_(np.full(1, np.inf, a.dtype))[0])
 
     def output_bound(self, m, slope=None):

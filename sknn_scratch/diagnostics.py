@@ -40,6 +40,8 @@ weights::
 
 from dataclasses import asdict, dataclass
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.pipeline import Pipeline
@@ -202,6 +204,11 @@ def layer_outputs(estimator, X):
     Returns
     -------
     list of ndarray of shape (n_samples, n_units)
+
+    Raises
+    ------
+    ValueError
+        If a layer's pre-activations or activations are not finite for ``X``.
     """
     return [a for _, a, _ in _hidden_pass(*fitted_mlp(estimator, X))[1]]
 
@@ -219,7 +226,8 @@ def diagnose(estimator, X, y=None, sample_weight=None):
     y : array-like, optional
         Targets of ``X``; when given, each layer reports ``grad_norm``, the Frobenius
         norm of the gradient of the training objective J (``alpha`` included) with
-        respect to that layer's weights, on all of ``X`` at once.
+        respect to that layer's weights, on all of ``X`` at once; ``inf`` where the
+        gradient overflows.
     sample_weight : array-like of shape (n_samples,), optional
         The weights of J's rows, multiplied with the estimator's ``class_weight`` as in
         ``fit``; only with ``y``.
@@ -345,17 +353,18 @@ def _weight_grad_norms(estimator, X, y, sample_weight):
     sw, alpha = _unit_weights(sw, estimator.alpha)
     flat = net.pack(estimator.coefs_, estimator.intercepts_,
                     getattr(estimator, "_slopes", None))
+    if not np.isfinite(flat).all():  # the hidden layers' are checked by their pass
+        raise ValueError("coefs_ / intercepts_ hold non-finite values: the gradient "
+                         "would be NaN.")
     grad = np.empty_like(flat)
     # the loss's value is not used: one that overflows is no concern of the gradient's
     with using_blas(), np.errstate(over="ignore", invalid="ignore"):
         net.loss_grad(flat, X, Y, sw, alpha, grad)
-    if np.isnan(grad).any():  # inf says the gradient overflows; NaN, nothing
-        raise ValueError(
-            "The gradient of the objective is NaN for this X and y: its terms overflow "
-            f"for the weights (or for {net.dtype.name}) into inf - inf or 0 * inf. "
-            "Scale X as the training data was scaled.")
     gcoefs = net.unpack(grad)[0]
-    return [_at_unit_scale(np.linalg.norm, g) for g in gcoefs[:-1]]
+    # from finite weights, inputs and activations, a NaN entry is an overflow met by
+    # another (inf - inf) or by a 0 (an input, a dead unit): inf, as the overflow's own
+    return [math.inf if np.isnan(g).any() else _at_unit_scale(np.linalg.norm, g)
+            for g in gcoefs[:-1]]
 
 
 def _at_unit_scale(stat, a):

@@ -772,8 +772,23 @@ def test_a_poisson_output_beyond_the_float_range_is_refused():
         reg32.intercepts_ = [reg32.intercepts_[0], np.array([bias / 10], dtype)]
         assert np.isfinite(reg32.predict(X.astype(dtype))).all()
 
+    class BoundedExp(A.Exp):  # a user's exp, bounded where it means to be
+        def forward(self, z):
+            return np.exp(np.minimum(z, 30.0))
 
-def test_diagnose_refuses_a_nan_gradient_and_non_finite_activations(data):
+        def derivative(self, z):
+            return np.where(z < 30.0, np.exp(np.minimum(z, 30.0)), 0.0)
+
+    reg = _fit(clone(reg).set_params(output_activation=BoundedExp()), X, y)
+    reg.intercepts_ = [reg.intercepts_[0], np.array([40.0])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert reg.predict(X).max() == np.exp(30.0)
+
+
+def test_an_overflowing_gradient_has_norm_inf_and_non_finite_weights_are_refused(data):
+    """inf - inf, or an input of 0 times an overflowing delta, gave NaN norms (the
+    same X as CSR, whose zeros are not multiplied, gave inf)."""
     # both rows' outputs clipped, their hidden deltas inf: the first layer's gradient
     # sums +inf and -inf
     X1, y1 = np.array([[1.0], [-1.0]]), np.array([1.0, 2.0])
@@ -782,8 +797,18 @@ def test_diagnose_refuses_a_nan_gradient_and_non_finite_activations(data):
                X1, y1)
     est.coefs_ = [np.array([[1e-300]]), np.array([[1e300]])]
     est.intercepts_ = [np.array([1.0]), np.array([0.0])]
-    with pytest.raises(ValueError, match="gradient of the objective is NaN"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert diagnose(est, X1, y1)[0].grad_norm == np.inf
+    X0 = np.array([[0.0], [1.0]])  # 0 times an inf delta
+    for Xi in (X0, sp.csr_matrix(X0)):
+        assert diagnose(est, Xi, y1)[0].grad_norm == np.inf
+    est.coefs_ = [np.array([[1.0]]), np.array([[np.nan]])]  # the output layer's
+    with pytest.raises(ValueError, match="coefs_ / intercepts_ hold non-finite"):
         diagnose(est, X1, y1)
+
+
+def test_diagnose_refuses_non_finite_activations(data):
     X, y = data
 
     class NaNBeyond30(A.Activation):
