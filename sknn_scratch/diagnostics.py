@@ -38,9 +38,8 @@ weights::
     0.875
 """
 
-from dataclasses import asdict, dataclass
-
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
