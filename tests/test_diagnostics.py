@@ -765,12 +765,12 @@ def test_a_poisson_output_beyond_the_float_range_is_refused():
         with pytest.raises(ValueError, match="beyond the largest float64"):
             call(X * 1e6)
     for dtype, bias in [(np.float64, 720.0), (np.float32, 100.0)]:
-        reg32 = _fit(clone(reg), X.astype(dtype), y)
-        reg32.intercepts_ = [reg32.intercepts_[0], np.array([bias], dtype)]
+        refit = _fit(clone(reg), X.astype(dtype), y)
+        refit.intercepts_ = [refit.intercepts_[0], np.array([bias], dtype)]
         with pytest.raises(ValueError, match=f"beyond the largest {np.dtype(dtype)}"):
-            reg32.predict(X.astype(dtype))
-        reg32.intercepts_ = [reg32.intercepts_[0], np.array([bias / 10], dtype)]
-        assert np.isfinite(reg32.predict(X.astype(dtype))).all()
+            refit.predict(X.astype(dtype))
+        refit.intercepts_ = [refit.intercepts_[0], np.array([bias / 10], dtype)]
+        assert np.isfinite(refit.predict(X.astype(dtype))).all()
 
     class BoundedExp(A.Exp):  # a user's exp, bounded where it means to be
         def forward(self, z):
@@ -786,7 +786,7 @@ def test_a_poisson_output_beyond_the_float_range_is_refused():
         assert reg.predict(X).max() == np.exp(30.0)
 
 
-def test_an_overflowing_gradient_has_norm_inf_and_non_finite_weights_are_refused(data):
+def test_an_overflowing_gradient_has_norm_inf_and_non_finite_weights_are_refused():
     """inf - inf, or an input of 0 times an overflowing delta, gave NaN norms (the
     same X as CSR, whose zeros are not multiplied, gave inf)."""
     # both rows' outputs clipped, their hidden deltas inf: the first layer's gradient
