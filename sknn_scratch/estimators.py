@@ -91,13 +91,15 @@ _ATTRIBUTES_DOC = """coefs_, intercepts_ : list of ndarray
         ``None`` for the other layers.
     out_activation_ : str
         Name of the output activation used.
-    loss_, best_loss_, loss_curve_ : float, float, list of float
+    loss_, best_loss_, loss_curve_ : float, float or None, list of float
         The objective ``J = sum_i w_i loss_i / sum_i w_i + alpha / (2 sum_i w_i)
         * sum of squared weights`` (biases not penalized; ``w_i`` is the sample weight
         times the class weight): its latest value, best value and value per epoch.
         With mini-batches each batch uses its own ``sum_i w_i`` and an epoch's value
         is the mean over its batches, weighted by their rows, at the weights before
-        each update, as in scikit-learn.
+        each update, as in scikit-learn. ``best_loss_`` is None where
+        ``early_stopping=True`` applies (sgd, adam: see ``best_validation_score_``),
+        as in scikit-learn.
     validation_scores_, best_validation_score_, validation_loss_curve_ :
         Set with ``early_stopping=True``; None otherwise, and with ``lbfgs``, which
         ignores ``early_stopping`` as in scikit-learn.
