@@ -676,28 +676,33 @@ def _held_elsewhere(user):
     return False
 
 
+def _running_elsewhere(me):
+    """The ids of the threads other than ``me`` running a fit or prediction now (under
+    ``_blas_users_lock``)."""
+    return [t for t, user in list(_users.items()) if t != me and _held_elsewhere(user)]
+
+
 def blas_users():
     """The ids of the threads running a fit or prediction now, and whether a team is
     about to fork (for tests)."""
     me = threading.get_ident()
     with _blas_users_lock:
-        running = sorted(t for t, user in list(_users.items())
-                         if (user._recursion_count() if t == me
-                             else _held_elsewhere(user)))
-        return {"running": running, "forking": _blas_users["forking"]}
+        running = _running_elsewhere(me)
+        mine = _users.get(me)
+        if mine is not None and mine._recursion_count():
+            running.append(me)
+        return {"running": sorted(running), "forking": _blas_users["forking"]}
 
 
 def reserve_fork():
     """From inside ``using_blas``: True, and no fit or prediction starts until
     :func:`release_fork`, if no other thread's is running; False otherwise."""
-    mine = using_blas()
+    me = threading.get_ident()
     with _blas_users_lock:
-        if _blas_users["forking"] or any(
-                user is not mine and _held_elsewhere(user)
-                for user in list(_users.values())):
+        if _blas_users["forking"] or _running_elsewhere(me):
             return False
         _blas_users["forking"] += 1
-        _blas_users["owner"] = threading.get_ident()
+        _blas_users["owner"] = me
         return True
 
 
@@ -1003,13 +1008,12 @@ def _held_signals():
 def _handlers_back():  # pragma: no cover - runs in a forked process
     """In a process forked while signals were held back: the handlers they stood in
     for (the signals themselves stay with the parent, which noted them)."""
-    for signum in _CATCHABLE:
+    for signum in _held_signals():
         handler = _handler_of(signum)
-        if isinstance(handler, _Noted):
-            while isinstance(handler, _Noted):  # held back twice, in nested blocks
-                noted, handler = handler, handler.handlers[signum]
-            signal.signal(signum, handler)
-            noted.put_settings_back(signum)
+        while isinstance(handler, _Noted):  # held back twice, in nested blocks
+            noted, handler = handler, handler.handlers[signum]
+        signal.signal(signum, handler)
+        noted.put_settings_back(signum)
 
 
 _libc_functions = {}  # name -> libc's function once looked up, False where there is none
